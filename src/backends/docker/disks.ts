@@ -1,0 +1,187 @@
+import type { CloudProperties, DiskHint, Metadata } from '../../cpi/types.ts';
+import {
+  cloudError,
+  diskNotAttached,
+  diskNotFound,
+  noDiskSpace,
+  notSupported,
+  vmNotFound,
+} from '../../rpc/errors.ts';
+import type { DockerContext } from './context.ts';
+import type { HostResult } from './helper.ts';
+import { isId, newId } from './ids.ts';
+import { diskHint, syncPersistentDisks } from './settings-file.ts';
+import { findVm, requireVm } from './vms.ts';
+
+const NOT_FOUND = 3;
+const IN_USE_ELSEWHERE = 4;
+const NOT_ATTACHED = 5;
+const BUSY = 6;
+const SMALLER = 7;
+const NO_SPACE = 8;
+
+/** Seconds detach waits for the VM to stop using a disk before it reports it busy. */
+const DETACH_BUSY_WAIT_S = 10;
+
+const disksOf = (res: HostResult) => res.lines.filter(([k]) => k === 'disk').map(([, v]) => v);
+
+function fail(res: HostResult, what: string): never {
+  if (res.exitCode === NO_SPACE) throw noDiskSpace(`${what}: ${res.stderr}`);
+  throw cloudError(`${what}: ${res.stderr || `the host operation exited with ${res.exitCode}`}`);
+}
+
+function requireDiskId(diskCid: string): void {
+  if (!isId('disk', diskCid)) throw diskNotFound(diskCid);
+}
+
+export async function createDisk(
+  ctx: DockerContext,
+  sizeMiB: number,
+  props: CloudProperties,
+  vmCid: string | null,
+): Promise<string> {
+  const source = props.snapshot_cid;
+  if (source !== undefined && (typeof source !== 'string' || !isId('snap', source)))
+    throw cloudError(`cloud_properties.snapshot_cid '${String(source)}' is not a snapshot ID of this CPI`);
+  const cid = newId('disk');
+  const metadata = {
+    created_at: new Date().toISOString(),
+    director: ctx.directorUuid,
+    size_mib: sizeMiB,
+    cloud_properties: props,
+    ...(vmCid ? { near_vm: vmCid } : {}),
+  };
+  const args = [cid, String(sizeMiB), JSON.stringify({ cpi: metadata, bosh: {} })];
+  if (source) args.push(source);
+  const res = await ctx.logger.timed('create-disk', () => ctx.host.run('create-disk', args));
+  if (res.exitCode === NOT_FOUND) throw cloudError(`Snapshot '${source}' not found`);
+  if (res.exitCode !== 0) fail(res, `Creating a ${sizeMiB} MiB disk failed`);
+  ctx.logger.info(`Created disk ${cid} (${sizeMiB} MiB ext4${source ? `, from snapshot ${source}` : ''})`);
+  return cid;
+}
+
+export async function deleteDisk(ctx: DockerContext, diskCid: string): Promise<void> {
+  requireDiskId(diskCid);
+  let res = await ctx.host.run('delete-disk', [diskCid]);
+  if (res.exitCode === IN_USE_ELSEWHERE) {
+    const holder = res.stderr.replace(/^attached /, '');
+    if (await findVm(ctx, holder))
+      throw cloudError(`Disk '${diskCid}' is attached to VM '${holder}'; detach it before deleting it`);
+    await releaseStale(ctx, holder, diskCid);
+    res = await ctx.host.run('delete-disk', [diskCid]);
+  }
+  if (res.exitCode === NOT_FOUND) throw diskNotFound(diskCid);
+  if (res.exitCode !== 0) fail(res, `Deleting disk '${diskCid}' failed`);
+  ctx.logger.info(`Deleted disk ${diskCid}`);
+}
+
+export async function hasDisk(ctx: DockerContext, diskCid: string): Promise<boolean> {
+  if (!isId('disk', diskCid)) return false;
+  const res = await ctx.host.run('has-disk', [diskCid]);
+  if (res.exitCode === NOT_FOUND) return false;
+  if (res.exitCode !== 0) fail(res, `Looking up disk '${diskCid}' failed`);
+  return true;
+}
+
+export async function setDiskMetadata(ctx: DockerContext, diskCid: string, metadata: Metadata): Promise<void> {
+  requireDiskId(diskCid);
+  const res = await ctx.host.run('set-disk-metadata', [diskCid, JSON.stringify({ bosh: metadata, updated_at: new Date().toISOString() })]);
+  if (res.exitCode === NOT_FOUND) throw diskNotFound(diskCid);
+  if (res.exitCode !== 0) fail(res, `Setting metadata of disk '${diskCid}' failed`);
+}
+
+/** A disk still mounted for a VM whose container is gone (a delete_vm killed half-way): release it. */
+async function releaseStale(ctx: DockerContext, vmCid: string, diskCid: string): Promise<void> {
+  ctx.logger.warn(`Disk ${diskCid} was still mounted for VM ${vmCid}, which no longer exists; releasing it`);
+  const res = await ctx.host.run('release-disk', [vmCid, diskCid]);
+  if (res.exitCode !== 0) fail(res, `Releasing disk '${diskCid}' from the removed VM '${vmCid}' failed`);
+}
+
+/**
+ * Brings the settings file in line with the disks really mounted. Concurrent attach/detach
+ * calls on one VM can interleave their writes, so the mounts are read again after writing and
+ * the file is rewritten until both agree.
+ */
+async function syncSettings(ctx: DockerContext, containerId: string, vmCid: string, mounted: string[]): Promise<void> {
+  let disks = mounted;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    await syncPersistentDisks(ctx.containers, containerId, vmCid, disks);
+    const now = disksOf(await ctx.host.run('list-disks', [vmCid]));
+    if (now.length === disks.length && now.every((d) => disks.includes(d))) return;
+    disks = now;
+  }
+  ctx.logger.warn(`The disks of VM ${vmCid} kept changing while its settings were written`);
+}
+
+export async function attachDisk(ctx: DockerContext, vmCid: string, diskCid: string): Promise<DiskHint> {
+  const vm = await requireVm(ctx, vmCid);
+  requireDiskId(diskCid);
+  let res = await ctx.host.run('attach-disk', [vmCid, diskCid]);
+  if (res.exitCode === IN_USE_ELSEWHERE) {
+    const holder = res.stderr.replace(/^attached /, '');
+    if (await findVm(ctx, holder))
+      throw cloudError(`Disk '${diskCid}' is attached to VM '${holder}'; detach it there before attaching it to '${vmCid}'`);
+    await releaseStale(ctx, holder, diskCid);
+    res = await ctx.host.run('attach-disk', [vmCid, diskCid]);
+  }
+  if (res.exitCode === NOT_FOUND) throw diskNotFound(diskCid);
+  if (res.exitCode !== 0) fail(res, `Attaching disk '${diskCid}' to VM '${vmCid}' failed`);
+  await syncSettings(ctx, vm.Id, vmCid, disksOf(res));
+  ctx.logger.info(`Attached disk ${diskCid} to VM ${vmCid} at ${diskHint(diskCid)}`);
+  return diskHint(diskCid);
+}
+
+export async function detachDisk(ctx: DockerContext, vmCid: string, diskCid: string): Promise<void> {
+  requireDiskId(diskCid);
+  const vm = await findVm(ctx, vmCid);
+  if (!vm) {
+    if (isId('vm', vmCid)) await releaseStale(ctx, vmCid, diskCid);
+    throw vmNotFound(vmCid);
+  }
+  const inspected = await ctx.containers.inspect(vm.Id);
+  const pid = inspected?.State.Running ? String(inspected.State.Pid) : '0';
+  const res = await ctx.host.run('detach-disk', [vmCid, diskCid, pid, String(DETACH_BUSY_WAIT_S)]);
+  if (res.exitCode === NOT_FOUND) throw diskNotFound(diskCid);
+  if (res.exitCode === NOT_ATTACHED) throw diskNotAttached(vmCid, diskCid);
+  if (res.exitCode === BUSY)
+    throw cloudError(`Disk '${diskCid}' cannot be detached from VM '${vmCid}': ${res.stderr}`, true);
+  if (res.exitCode !== 0) fail(res, `Detaching disk '${diskCid}' from VM '${vmCid}' failed`);
+  await syncSettings(ctx, vm.Id, vmCid, disksOf(res));
+  ctx.logger.info(`Detached disk ${diskCid} from VM ${vmCid}`);
+}
+
+export async function getDisks(ctx: DockerContext, vmCid: string): Promise<string[]> {
+  await requireVm(ctx, vmCid);
+  const res = await ctx.host.run('list-disks', [vmCid]);
+  if (res.exitCode !== 0) fail(res, `Listing the disks of VM '${vmCid}' failed`);
+  return disksOf(res).sort();
+}
+
+export async function resizeDisk(ctx: DockerContext, diskCid: string, newSizeMiB: number): Promise<void> {
+  requireDiskId(diskCid);
+  const res = await ctx.host.run('resize-disk', [diskCid, String(newSizeMiB)]);
+  if (res.exitCode === NOT_FOUND) throw diskNotFound(diskCid);
+  if (res.exitCode === SMALLER) throw notSupported(`Disk '${diskCid}': ${res.stderr}`);
+  if (res.exitCode === IN_USE_ELSEWHERE)
+    throw cloudError(`Disk '${diskCid}' is ${res.stderr}: detach it before resizing`);
+  if (res.exitCode !== 0) fail(res, `Resizing disk '${diskCid}' to ${newSizeMiB} MiB failed`);
+  ctx.logger.info(`Resized disk ${diskCid} to ${newSizeMiB} MiB`);
+}
+
+export async function snapshotDisk(ctx: DockerContext, diskCid: string, metadata: Metadata): Promise<string> {
+  requireDiskId(diskCid);
+  const cid = newId('snap');
+  const meta = { disk_cid: diskCid, created_at: new Date().toISOString(), bosh: metadata };
+  const res = await ctx.host.run('snapshot-disk', [diskCid, cid, JSON.stringify(meta)]);
+  if (res.exitCode === NOT_FOUND) throw diskNotFound(diskCid);
+  if (res.exitCode !== 0) fail(res, `Snapshotting disk '${diskCid}' failed`);
+  const frozen = res.lines.find(([k]) => k === 'frozen');
+  ctx.logger.info(`Snapshot ${cid} of disk ${diskCid}${frozen ? ` (filesystem frozen in VM ${frozen[1]} during the copy)` : ''}`);
+  return cid;
+}
+
+export async function deleteSnapshot(ctx: DockerContext, snapshotCid: string): Promise<void> {
+  if (!isId('snap', snapshotCid)) return;
+  const res = await ctx.host.run('delete-snapshot', [snapshotCid]);
+  if (res.exitCode !== 0 && res.exitCode !== NOT_FOUND) fail(res, `Deleting snapshot '${snapshotCid}' failed`);
+}

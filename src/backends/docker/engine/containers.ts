@@ -1,0 +1,75 @@
+import type { DockerClient } from './client.ts';
+import { createTar, firstFileOf, type TarEntry } from './tar.ts';
+import type { ContainerInspect, ContainerSummary } from './types.ts';
+
+/** /containers endpoints. */
+export class Containers {
+  constructor(private readonly docker: DockerClient) {}
+
+  async create(name: string, spec: Record<string, unknown>): Promise<string> {
+    const res = await this.docker.json<{ Id: string }>('POST', '/containers/create', `Creating container '${name}'`, {
+      query: { name },
+      body: spec,
+    });
+    return res.Id;
+  }
+
+  async start(id: string): Promise<void> {
+    // 304: already running.
+    await this.docker.call('POST', `/containers/${id}/start`, `Starting container '${id}'`, { accept: [304] });
+  }
+
+  async inspect(id: string): Promise<ContainerInspect | undefined> {
+    const res = await this.docker.call('GET', `/containers/${encodeURIComponent(id)}/json`, `Inspecting container '${id}'`, {
+      accept: [404],
+    });
+    return res.status === 404 ? undefined : (JSON.parse(res.body.toString('utf8')) as ContainerInspect);
+  }
+
+  list(labels: string[], all = true): Promise<ContainerSummary[]> {
+    return this.docker.json<ContainerSummary[]>('GET', '/containers/json', 'Listing containers', {
+      query: { all, filters: JSON.stringify({ label: labels }) },
+    });
+  }
+
+  /** Returns false when the container was already gone. */
+  async remove(id: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<boolean> {
+    const res = await this.docker.call('DELETE', `/containers/${id}`, `Removing container '${id}'`, {
+      query: { force: opts.force ?? true, v: opts.volumes ?? false },
+      accept: [404],
+      timeoutMs: 300_000,
+    });
+    return res.status !== 404;
+  }
+
+  async restart(id: string, timeoutSeconds: number): Promise<void> {
+    await this.docker.call('POST', `/containers/${id}/restart`, `Restarting container '${id}'`, {
+      query: { t: timeoutSeconds },
+      timeoutMs: (timeoutSeconds + 120) * 1000,
+    });
+  }
+
+  async rename(id: string, name: string): Promise<void> {
+    await this.docker.call('POST', `/containers/${id}/rename`, `Renaming container '${id}' to '${name}'`, {
+      query: { name },
+    });
+  }
+
+  /** Unpacks files into the container's filesystem (running or not). */
+  async putFiles(id: string, dir: string, entries: TarEntry[]): Promise<void> {
+    await this.docker.call('PUT', `/containers/${id}/archive`, `Writing files into '${dir}' of container '${id}'`, {
+      query: { path: dir },
+      rawBody: createTar(entries),
+      contentType: 'application/x-tar',
+    });
+  }
+
+  /** Reads one file from the container's filesystem; undefined when it does not exist. */
+  async readFile(id: string, path: string): Promise<Buffer | undefined> {
+    const res = await this.docker.call('GET', `/containers/${id}/archive`, `Reading '${path}' of container '${id}'`, {
+      query: { path },
+      accept: [404],
+    });
+    return res.status === 404 ? undefined : firstFileOf(res.body);
+  }
+}

@@ -1,0 +1,246 @@
+import { buildAgentSettings } from '../../agent/settings.ts';
+import type { CloudProperties, CreatedVm, CreateVmInput, Metadata, VmResources } from '../../cpi/types.ts';
+import { CpiFailure, cloudError, vmCreationFailed, vmNotFound } from '../../rpc/errors.ts';
+import type { DockerContext } from './context.ts';
+import { DockerApiError } from './engine/client.ts';
+import type { TarEntry } from './engine/tar.ts';
+import type { ContainerSummary } from './engine/types.ts';
+import { isId, newId, stemcellImageRef } from './ids.ts';
+import { LABELS } from './labels.ts';
+import { dnsServers, type NetworkAttachment, planNetworks, portBindings, reportNetworks } from './networking.ts';
+import { MOUNT_POINT_IN_VM, SETTINGS_DIR, writeSettings } from './settings-file.ts';
+import { removeUnusedStemcellImage } from './stemcells.ts';
+
+const EPHEMERAL_MOUNT = '/var/vcap/data';
+const ephemeralVolume = (vmCid: string) => `${vmCid}-ephemeral`;
+
+/** Finds a VM's container by its label (the container's name changes with set_vm_metadata). */
+export async function findVm(ctx: DockerContext, vmCid: string): Promise<ContainerSummary | undefined> {
+  if (!isId('vm', vmCid)) return undefined;
+  const [found] = await ctx.containers.list([`${LABELS.vm}=${vmCid}`]);
+  return found;
+}
+
+export async function requireVm(ctx: DockerContext, vmCid: string): Promise<ContainerSummary> {
+  const vm = await findVm(ctx, vmCid);
+  if (!vm) throw vmNotFound(vmCid);
+  return vm;
+}
+
+function startCommand(ctx: DockerContext): string[] {
+  if (ctx.props.start_command) return ctx.props.start_command;
+  const prepare = 'umount /etc/hosts /etc/hostname 2>/dev/null; mkdir -p /var/vcap/store /var/vcap/data/sys';
+  return ctx.props.start_containers_with_systemd
+    ? ['/bin/sh', '-c', `${prepare}; exec /sbin/init`]
+    : ['/bin/sh', '-c', `${prepare}; rm -rf /var/vcap/data/sys/run; exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /usr/sbin/runsvdir-start`];
+}
+
+function ephemeralSizeMiB(props: CloudProperties): number | undefined {
+  const eph = props.ephemeral_disk;
+  if (eph === undefined) return undefined;
+  const size = typeof eph === 'object' && eph !== null ? (eph as Record<string, unknown>).size : undefined;
+  if (typeof size !== 'number' || !Number.isInteger(size) || size < 1)
+    throw vmCreationFailed('cloud_properties.ephemeral_disk.size must be a positive integer (MiB)', false);
+  return size;
+}
+
+function resourceLimits(props: CloudProperties): Record<string, number> {
+  const limits: Record<string, number> = {};
+  const positive = (key: string) => {
+    const v = props[key];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !(v > 0)) throw vmCreationFailed(`cloud_properties.${key} must be a positive number`, false);
+    return v;
+  };
+  const cpu = positive('cpu');
+  const ram = positive('ram');
+  if (cpu !== undefined) limits.NanoCpus = Math.round(cpu * 1e9);
+  if (ram !== undefined) limits.Memory = Math.round(ram * 1048576);
+  return limits;
+}
+
+const isTransient = (e: unknown) => !(e instanceof CpiFailure) && !(e instanceof DockerApiError && e.status < 500);
+
+export async function createVm(ctx: DockerContext, input: CreateVmInput): Promise<CreatedVm> {
+  const vmCid = newId('vm');
+  const image = stemcellImageRef(input.stemcellCid);
+  if (!(await ctx.images.inspect(image)))
+    throw vmCreationFailed(`Stemcell '${input.stemcellCid}' not found on Docker host ${ctx.docker.endpoint}`, false);
+  const props = input.cloudProperties;
+  const ephemeralSize = ephemeralSizeMiB(props);
+  const limits = resourceLimits(props);
+  const ports = portBindings(props.ports, ctx.props.publish_host_ip);
+  const privileged = typeof props.privileged === 'boolean' ? props.privileged : ctx.props.privileged;
+
+  const created: { container?: string; volume?: boolean; hostStorage?: boolean } = {};
+  try {
+    const plan = await ctx.logger.timed('networks', () =>
+      planNetworks(input.networks, ctx.networks, ctx.props.default_network, ctx.directorUuid),
+    );
+    const first = plan.find((p) => p.isDefaultGateway) ?? plan[0];
+    let ephemeralBind: string;
+    if (ephemeralSize !== undefined) {
+      created.hostStorage = true;
+      const res = await ctx.host.run('create-ephemeral', [vmCid, String(ephemeralSize)]);
+      if (res.exitCode !== 0) throw cloudError(`Creating the ${ephemeralSize} MiB ephemeral disk failed: ${res.stderr}`);
+      ephemeralBind = `${ctx.props.data_dir}/ephemeral/${vmCid}:${EPHEMERAL_MOUNT}`;
+    } else {
+      await ctx.volumes.create(ephemeralVolume(vmCid), { [LABELS.cpi]: 'docker', [LABELS.vm]: vmCid });
+      created.volume = true;
+      ephemeralBind = `${ephemeralVolume(vmCid)}:${EPHEMERAL_MOUNT}`;
+    }
+    const labels = {
+      [LABELS.cpi]: 'docker',
+      [LABELS.vm]: vmCid,
+      [LABELS.agentId]: input.agentId,
+      [LABELS.director]: ctx.directorUuid,
+      [LABELS.stemcell]: input.stemcellCid,
+      [LABELS.createdAt]: new Date().toISOString(),
+    };
+    const dns = dnsServers(input.networks);
+    created.container = await ctx.containers.create(vmCid, {
+      Image: image,
+      Hostname: input.agentId.slice(0, 63),
+      Entrypoint: startCommand(ctx),
+      Cmd: [],
+      Labels: labels,
+      ExposedPorts: ports.exposed,
+      HostConfig: {
+        Binds: [`${ctx.props.data_dir}/mounts/${vmCid}:${MOUNT_POINT_IN_VM}:rslave`, ephemeralBind],
+        Privileged: privileged,
+        CapAdd: privileged ? [] : ctx.props.cap_add,
+        SecurityOpt: ctx.props.security_opt,
+        RestartPolicy: { Name: 'unless-stopped' },
+        PortBindings: ports.bindings,
+        ...(dns.length ? { Dns: dns } : {}),
+        NetworkMode: first?.dockerName ?? 'none',
+        ...limits,
+      },
+      NetworkingConfig: first ? { EndpointsConfig: { [first.dockerName]: first.endpoint } } : {},
+    });
+    for (const attachment of plan) {
+      if (attachment !== first) await ctx.networks.connect(attachment.dockerName, created.container, attachment.endpoint);
+    }
+
+    const settingsFor = (networks: CreateVmInput['networks']) =>
+      buildAgentSettings({
+        agentId: input.agentId,
+        vmCid,
+        agent: ctx.agent,
+        networks,
+        env: input.env,
+        preconfiguredNetworks: true,
+      });
+    // Settings go in before the container's init starts, so the agent finds them on its first try.
+    await writeSettings(ctx.containers, created.container, vmCid, settingsFor(input.networks));
+    await startContainer(ctx, created.container);
+
+    let networks = input.networks;
+    if (Object.values(input.networks).some((n) => n.type === 'dynamic')) {
+      const inspected = await ctx.containers.inspect(created.container);
+      networks = reportNetworks(input.networks, plan, inspected?.NetworkSettings.Networks ?? {});
+      await writeSettings(ctx.containers, created.container, vmCid, settingsFor(networks));
+    }
+    ctx.logger.info(`Created VM ${vmCid} (container ${created.container.slice(0, 12)}) from stemcell ${input.stemcellCid}`);
+    return { vmCid, networks };
+  } catch (e) {
+    await cleanupFailedVm(ctx, vmCid, created, e);
+    if (e instanceof CpiFailure && e.type === 'Bosh::Clouds::VMCreationFailed') throw e;
+    const message = e instanceof Error ? e.message : String(e);
+    throw vmCreationFailed(`Creating VM for agent '${input.agentId}' failed: ${message}`, isTransient(e));
+  }
+}
+
+/** Starts the container; on the first use of a data dir the mount directory is not shared yet. */
+async function startContainer(ctx: DockerContext, containerId: string): Promise<void> {
+  try {
+    await ctx.containers.start(containerId);
+  } catch (e) {
+    if (!(e instanceof DockerApiError && /shared or slave mount|no such file or directory/i.test(e.apiMessage))) throw e;
+    ctx.logger.info('Preparing the data directory on the Docker host (first VM there)');
+    const res = await ctx.host.run('setup', []);
+    if (res.exitCode !== 0) throw cloudError(`Preparing ${ctx.props.data_dir} on the Docker host failed: ${res.stderr}`);
+    await ctx.containers.start(containerId);
+  }
+}
+
+async function cleanupFailedVm(
+  ctx: DockerContext,
+  vmCid: string,
+  created: { container?: string; volume?: boolean; hostStorage?: boolean },
+  cause: unknown,
+): Promise<void> {
+  ctx.logger.warn(`Creating VM ${vmCid} failed (${cause instanceof Error ? cause.message : String(cause)}); removing what was created`);
+  const attempts: Array<Promise<unknown>> = [];
+  try {
+    if (created.container) await ctx.containers.remove(created.container, { force: true });
+    if (created.volume) attempts.push(ctx.volumes.remove(ephemeralVolume(vmCid)));
+    attempts.push(ctx.host.run('delete-vm-storage', [vmCid]));
+    await Promise.all(attempts);
+  } catch (e) {
+    ctx.logger.error(`Cleanup of VM ${vmCid} incomplete: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+/**
+ * Removes the container and its ephemeral storage. Persistent disks mounted for it are
+ * unmounted, never deleted. When the container is already gone, whatever it left is still swept.
+ */
+export async function deleteVm(ctx: DockerContext, vmCid: string): Promise<void> {
+  if (!isId('vm', vmCid)) throw vmNotFound(vmCid);
+  const vm = await findVm(ctx, vmCid);
+  if (vm) {
+    await ctx.containers.remove(vm.Id, { force: true });
+    ctx.logger.info(`Removed container ${vm.Id.slice(0, 12)} of VM ${vmCid}`);
+  }
+  const storage = await ctx.host.run('delete-vm-storage', [vmCid]);
+  if (storage.exitCode !== 0) throw cloudError(`Releasing the storage of VM '${vmCid}' failed: ${storage.stderr}`);
+  await ctx.volumes.remove(ephemeralVolume(vmCid));
+  if (!vm) throw vmNotFound(vmCid);
+  await removeUnusedNetworks(ctx);
+  await removeUnusedStemcellImage(ctx, vm.ImageID);
+}
+
+/** CPI-created networks go when their last container does (another VM may race to use it; it retries). */
+async function removeUnusedNetworks(ctx: DockerContext): Promise<void> {
+  const managed = await ctx.networks.list([`${LABELS.network}=managed`]);
+  for (const network of managed) {
+    const inspected = await ctx.networks.inspect(network.Id);
+    if (inspected && Object.keys(inspected.Containers ?? {}).length === 0) {
+      const outcome = await ctx.networks.remove(network.Id);
+      if (outcome === 'removed') ctx.logger.info(`Removed unused network ${network.Name}`);
+    }
+  }
+}
+
+export async function rebootVm(ctx: DockerContext, vmCid: string): Promise<void> {
+  const vm = await requireVm(ctx, vmCid);
+  await ctx.containers.restart(vm.Id, 30);
+  ctx.logger.info(`Restarted VM ${vmCid}; its persistent disks stay mounted`);
+}
+
+const sanitize = (s: string) => s.replace(/[^a-zA-Z0-9_.-]+/g, '-').replace(/^[^a-zA-Z0-9]+/, '');
+
+/** Operators see the metadata in `docker ps` (the name) and in /var/vcap/bosh/cpi-metadata.json. */
+export async function setVmMetadata(ctx: DockerContext, vmCid: string, metadata: Metadata): Promise<void> {
+  const vm = await requireVm(ctx, vmCid);
+  const group = metadata.instance_group ?? metadata.job ?? (metadata.name ? metadata.name.split('/')[0] : undefined);
+  const parts = [metadata.deployment, group, metadata.index].filter((p): p is string => !!p).map(sanitize);
+  const name = [...parts.filter(Boolean), vmCid].join('_').slice(-200).replace(/^[^a-zA-Z0-9]+/, '');
+  const file: TarEntry = {
+    name: 'cpi-metadata.json',
+    type: 'file',
+    mode: 0o644,
+    content: Buffer.from(JSON.stringify(metadata)),
+  };
+  await Promise.all([
+    vm.Names[0] === `/${name}` ? Promise.resolve() : ctx.containers.rename(vm.Id, name),
+    ctx.containers.putFiles(vm.Id, SETTINGS_DIR, [file]),
+  ]);
+}
+
+export function calculateVmCloudProperties(resources: VmResources): CloudProperties {
+  return { cpu: resources.cpu, ram: resources.ram, ephemeral_disk: { size: resources.ephemeral_disk_size } };
+}
+
+export type { NetworkAttachment };

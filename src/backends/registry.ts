@@ -1,0 +1,18 @@
+import type { BackendDescriptor } from '../cpi/backend.ts';
+import { parseDockerProperties } from './docker/config.ts';
+
+/**
+ * The backends the CPI can run, known by their plugin name. Only the descriptor is loaded for
+ * every call; a backend's code is loaded when a method needs it (never for info).
+ */
+export const BACKENDS: Record<string, BackendDescriptor> = {
+  docker: {
+    stemcellFormats: ['warden-tar', 'general-tar', 'docker-light', 'warden-light'],
+    checkProperties: parseDockerProperties,
+    load: () => import('./docker/index.ts'),
+  },
+};
+
+export function backendNames(): string[] {
+  return Object.keys(BACKENDS);
+}

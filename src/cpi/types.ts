@@ -1,0 +1,55 @@
+/** The CPI's own vocabulary, shared by the RPC layer, the agent settings and every backend. */
+
+export type CloudProperties = Record<string, unknown>;
+export type Metadata = Record<string, string>;
+
+export interface NetworkSpec {
+  type: 'manual' | 'dynamic' | 'vip';
+  ip?: string;
+  netmask?: string;
+  gateway?: string;
+  prefix?: string;
+  dns?: string[];
+  default?: string[];
+  cloud_properties: CloudProperties;
+  [unknownKey: string]: unknown;
+}
+export type Networks = Record<string, NetworkSpec>;
+
+/** How the agent finds a persistent disk: a path string, or an object whose values are all strings. */
+export type DiskHint = string | Record<string, string>;
+
+export interface AgentConfig {
+  mbus: string;
+  ntp: string[];
+  blobstore?: { provider: string; options: Record<string, unknown> };
+}
+
+export interface CreateVmInput {
+  agentId: string;
+  stemcellCid: string;
+  cloudProperties: CloudProperties;
+  networks: Networks;
+  diskCids: string[];
+  env: Record<string, unknown>;
+}
+
+export interface CreatedVm {
+  vmCid: string;
+  /** The networks as the VM really has them (dynamic addresses filled in). */
+  networks: Networks;
+}
+
+export interface VmResources {
+  cpu: number;
+  ram: number;
+  ephemeral_disk_size: number;
+}
+
+export interface NetworkDefinition {
+  type: string;
+  cloud_properties: CloudProperties;
+  range?: string;
+  gateway?: string;
+  netmask_bits?: number;
+}

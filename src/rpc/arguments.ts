@@ -1,0 +1,73 @@
+import type { Metadata, NetworkSpec } from '../cpi/types.ts';
+import {
+  anyObject,
+  arrayOf,
+  type Check,
+  CheckFailure,
+  describe,
+  either,
+  int,
+  nullable,
+  object,
+  oneOf,
+  optional,
+  recordOf,
+  str,
+} from '../util/check.ts';
+
+/** Checks for the argument types that recur across CPI methods. */
+
+export const cid = (): Check<string> => {
+  const check = str({ nonEmpty: true });
+  return (v, path) => {
+    const s = check(v, path);
+    if (s.length > 512) throw new CheckFailure(path, 'a cloud ID of at most 512 characters', 'a longer string');
+    return s;
+  };
+};
+
+/** cloud_properties: an object; null (sent by some callers for "none") means {}. */
+export const cloudProperties = (): Check<Record<string, unknown>> => {
+  const check = nullable(anyObject());
+  return (v, path) => check(v, path) ?? {};
+};
+
+/** Metadata values are strings by contract; numbers and booleans are accepted and stringified. */
+export const metadata = (): Check<Metadata> => (v, path) => {
+  const raw = nullable(anyObject())(v, path) ?? {};
+  const out: Metadata = {};
+  for (const [k, x] of Object.entries(raw)) {
+    if (x === null) continue;
+    if (typeof x === 'string') out[k] = x;
+    else if (typeof x === 'number' || typeof x === 'boolean') out[k] = String(x);
+    else throw new CheckFailure(`${path}.${k}`, 'a string', describe(x));
+  }
+  return out;
+};
+
+const stringList = () => nullable(arrayOf(str()));
+
+export const networkSpec = (): Check<NetworkSpec> => {
+  const check = object({
+    type: optional(oneOf(['manual', 'dynamic', 'vip'] as const), 'manual'),
+    ip: optional(str()),
+    netmask: optional(str()),
+    gateway: optional(str()),
+    prefix: optional(either(str(), int(), 'a string or an integer')),
+    dns: optional(stringList()),
+    default: optional(stringList()),
+    cloud_properties: optional(cloudProperties(), {}),
+  });
+  return (v, path) => {
+    const spec = check(v, path);
+    const out = { ...spec } as NetworkSpec;
+    if (spec.prefix !== undefined) out.prefix = String(spec.prefix);
+    if (spec.dns === null) delete out.dns;
+    if (spec.default === null) delete out.default;
+    return out;
+  };
+};
+
+export const networks = () => recordOf(networkSpec());
+export const diskCids = (): Check<string[]> => (v, path) => nullable(arrayOf(cid()))(v, path) ?? [];
+export const vmEnv = (): Check<Record<string, unknown>> => (v, path) => nullable(anyObject())(v, path) ?? {};
