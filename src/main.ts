@@ -25,16 +25,23 @@ async function readStdin(): Promise<Buffer> {
 
 function loadConfig(argv: readonly string[], request: CpiRequest): CpiConfig {
   const path = configPathFromArgv(argv);
-  if (!path) throw cpiError('No config file given: run as `cpi /path/to/cpi.json` (or -configPath=…, --config …)');
+  if (!path)
+    throw cpiError('No config file given: run as `cpi /path/to/cpi.json` (or -configPath=…, --config …)');
   const config = parseConfig(readConfigFile(path), request.context);
   if (!Object.hasOwn(BACKENDS, config.plugin))
     throw cpiError(
-      `Invalid config: config.cloud.plugin must be one of ${backendNames().map((n) => `"${n}"`).join(', ')}, got "${config.plugin}"`,
+      `Invalid config: config.cloud.plugin must be one of ${backendNames()
+        .map((n) => `"${n}"`)
+        .join(', ')}, got "${config.plugin}"`,
     );
   return config;
 }
 
-async function handle(readInput: () => Promise<Buffer>, argv: readonly string[], redactor: Redactor): Promise<CpiResponse> {
+async function handle(
+  readInput: () => Promise<Buffer>,
+  argv: readonly string[],
+  redactor: Redactor,
+): Promise<CpiResponse> {
   let logger = new Logger(`cpi-${randomBytes(4).toString('hex')}`, redactor);
   let backend: Backend | undefined;
   try {

@@ -50,7 +50,8 @@ export function buildAgentSettings(input: SettingsInput): AgentSettings {
     };
   }
   const persistent: Record<string, DiskHint> = {};
-  for (const [cid, hint] of Object.entries(input.persistentDisks ?? {})) persistent[cid] = normalizeHint(hint);
+  for (const [cid, hint] of Object.entries(input.persistentDisks ?? {}))
+    persistent[cid] = normalizeHint(hint);
   const ephemeral = input.ephemeralDisk ? normalizeHint(input.ephemeralDisk) : null;
   return {
     agent_id: input.agentId,

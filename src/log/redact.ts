@@ -3,7 +3,8 @@
  * the request (values under keys that name a secret, passwords inside URLs, PEM private keys)
  * and every occurrence is replaced before a line leaves the process.
  */
-const SECRET_KEY = /pass(word)?|secret|private|token|credential|(^|_)key$|^key_|access_key|api_key|ca_key|cert_key/i;
+const SECRET_KEY =
+  /pass(word)?|secret|private|token|credential|(^|_)key$|^key_|access_key|api_key|ca_key|cert_key/i;
 const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)([^@\s/]+)@/gi;
 const PEM_PRIVATE_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g;
 const MIN_SECRET_LENGTH = 4;
@@ -25,7 +26,8 @@ export class Redactor {
       return;
     }
     if (typeof value === 'object' && value !== null) {
-      for (const [k, v] of Object.entries(value)) this.learn(v, underSecretKey || SECRET_KEY.test(k), depth + 1);
+      for (const [k, v] of Object.entries(value))
+        this.learn(v, underSecretKey || SECRET_KEY.test(k), depth + 1);
     }
   }
 
@@ -41,7 +43,9 @@ export class Redactor {
   redact = (text: string): string => {
     let out = text.replace(PEM_PRIVATE_KEY, '<redacted private key>').replace(URL_PASSWORD, '$1<redacted>@');
     // Longest first, so a secret that contains another is replaced whole.
-    const sorted = [...this.secrets].filter((s) => s.length >= MIN_SECRET_LENGTH).sort((a, b) => b.length - a.length);
+    const sorted = [...this.secrets]
+      .filter((s) => s.length >= MIN_SECRET_LENGTH)
+      .sort((a, b) => b.length - a.length);
     for (const s of sorted) if (out.includes(s)) out = out.split(s).join('<redacted>');
     return out;
   };

@@ -21,7 +21,8 @@ export const cid = (): Check<string> => {
   const check = str({ nonEmpty: true });
   return (v, path) => {
     const s = check(v, path);
-    if (s.length > 512) throw new CheckFailure(path, 'a cloud ID of at most 512 characters', 'a longer string');
+    if (s.length > 512)
+      throw new CheckFailure(path, 'a cloud ID of at most 512 characters', 'a longer string');
     return s;
   };
 };

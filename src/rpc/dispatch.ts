@@ -14,8 +14,7 @@ export function checkArguments(name: string, method: MethodDefinition, args: unk
   const required = method.args.filter((a) => !a.optional).length;
   if (args.length < required || args.length > method.args.length) {
     const names = method.args.map((a) => (a.optional ? `[${a.name}]` : a.name)).join(', ');
-    const expected =
-      required === method.args.length ? `${required}` : `${required} to ${method.args.length}`;
+    const expected = required === method.args.length ? `${required}` : `${required} to ${method.args.length}`;
     throw cloudError(`${name} expects ${expected} argument(s) (${names}), got ${args.length}`);
   }
   return method.args.map((definition, i) => {

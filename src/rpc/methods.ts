@@ -1,5 +1,12 @@
 import type { Backend } from '../cpi/backend.ts';
-import type { CreateVmInput, DiskHint, Metadata, NetworkDefinition, Networks, VmResources } from '../cpi/types.ts';
+import type {
+  CreateVmInput,
+  DiskHint,
+  Metadata,
+  NetworkDefinition,
+  Networks,
+  VmResources,
+} from '../cpi/types.ts';
 import { type Check, int, nullable, object, optional, str } from '../util/check.ts';
 import { cid, cloudProperties, diskCids, metadata, networks, vmEnv } from './arguments.ts';
 import { cloudError, notImplemented, notSupported } from './errors.ts';
@@ -28,7 +35,8 @@ const arg = (name: string, check: Check<unknown>, isOptional = false): Argument 
   optional: isOptional,
 });
 
-const unsupportedBy = (method: string) => notImplemented(`Method '${method}' is not implemented by this CPI's backend`);
+const unsupportedBy = (method: string) =>
+  notImplemented(`Method '${method}' is not implemented by this CPI's backend`);
 
 function requireHint(hint: DiskHint): DiskHint {
   const empty = typeof hint === 'string' ? hint === '' : Object.keys(hint).length === 0;
@@ -55,7 +63,11 @@ export const METHODS: Record<string, MethodDefinition> = {
       arg('env', tagsArgument(), true),
     ],
     run: async ([imagePath, props, tags], call) =>
-      (await call.backend()).createStemcell(imagePath as string, props as Record<string, unknown>, (tags ?? {}) as Metadata),
+      (await call.backend()).createStemcell(
+        imagePath as string,
+        props as Record<string, unknown>,
+        (tags ?? {}) as Metadata,
+      ),
   },
   delete_stemcell: {
     args: [arg('stemcell_cid', cid())],
@@ -98,7 +110,8 @@ export const METHODS: Record<string, MethodDefinition> = {
   },
   set_vm_metadata: {
     args: [arg('vm_cid', cid()), arg('metadata', metadata())],
-    run: async ([vmCid, meta], call) => (await call.backend()).setVmMetadata(vmCid as string, meta as Metadata),
+    run: async ([vmCid, meta], call) =>
+      (await call.backend()).setVmMetadata(vmCid as string, meta as Metadata),
   },
   configure_networks: {
     args: [arg('vm_cid', cid()), arg('networks', networks())],
@@ -123,7 +136,11 @@ export const METHODS: Record<string, MethodDefinition> = {
       arg('vm_cid', nullable(cid()), true),
     ],
     run: async ([size, props, vmCid], call) =>
-      (await call.backend()).createDisk(size as number, props as Record<string, unknown>, (vmCid ?? null) as string | null),
+      (await call.backend()).createDisk(
+        size as number,
+        props as Record<string, unknown>,
+        (vmCid ?? null) as string | null,
+      ),
   },
   delete_disk: {
     args: [arg('disk_cid', cid())],
@@ -135,14 +152,22 @@ export const METHODS: Record<string, MethodDefinition> = {
   },
   resize_disk: {
     args: [arg('disk_cid', cid()), arg('new_size', int({ min: 1 }))],
-    run: async ([diskCid, size], call) => (await call.backend()).resizeDisk(diskCid as string, size as number),
+    run: async ([diskCid, size], call) =>
+      (await call.backend()).resizeDisk(diskCid as string, size as number),
   },
   update_disk: {
-    args: [arg('disk_cid', cid()), arg('new_size', int({ min: 1 })), arg('cloud_properties', cloudProperties())],
+    args: [
+      arg('disk_cid', cid()),
+      arg('new_size', int({ min: 1 })),
+      arg('cloud_properties', cloudProperties()),
+    ],
     run: async ([diskCid, size, props], call) => {
       const backend = await call.backend();
       if (!backend.updateDisk) throw notSupported('update_disk is not supported by this backend');
-      return (await backend.updateDisk(diskCid as string, size as number, props as Record<string, unknown>)) ?? null;
+      return (
+        (await backend.updateDisk(diskCid as string, size as number, props as Record<string, unknown>)) ??
+        null
+      );
     },
   },
   attach_disk: {
@@ -154,11 +179,13 @@ export const METHODS: Record<string, MethodDefinition> = {
   },
   detach_disk: {
     args: [arg('vm_cid', cid()), arg('disk_cid', cid())],
-    run: async ([vmCid, diskCid], call) => (await call.backend()).detachDisk(vmCid as string, diskCid as string),
+    run: async ([vmCid, diskCid], call) =>
+      (await call.backend()).detachDisk(vmCid as string, diskCid as string),
   },
   set_disk_metadata: {
     args: [arg('disk_cid', cid()), arg('metadata', metadata())],
-    run: async ([diskCid, meta], call) => (await call.backend()).setDiskMetadata(diskCid as string, meta as Metadata),
+    run: async ([diskCid, meta], call) =>
+      (await call.backend()).setDiskMetadata(diskCid as string, meta as Metadata),
   },
   get_disks: {
     args: [arg('vm_cid', cid())],
@@ -217,4 +244,3 @@ export const METHODS: Record<string, MethodDefinition> = {
     },
   },
 };
-

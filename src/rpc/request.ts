@@ -49,7 +49,9 @@ export function parseRequest(bytes: Buffer): CpiRequest {
   if (typeof apiVersion !== 'number' || !Number.isInteger(apiVersion) || apiVersion < 1)
     throw cpiError(`Request for '${method}' has an api_version that is not a positive integer`);
   if (apiVersion > MAX_API_VERSION)
-    throw notImplemented(`CPI API version requested is '${apiVersion}', max supported is '${MAX_API_VERSION}'`);
+    throw notImplemented(
+      `CPI API version requested is '${apiVersion}', max supported is '${MAX_API_VERSION}'`,
+    );
   return { method, arguments: args, context: context as CpiContext, apiVersion };
 }
 

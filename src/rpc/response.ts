@@ -12,7 +12,11 @@ export const successResponse = (result: unknown, log: string): CpiResponse => ({
   log,
 });
 
-export const errorResponse = (failure: CpiFailure, log: string, redact: (s: string) => string): CpiResponse => ({
+export const errorResponse = (
+  failure: CpiFailure,
+  log: string,
+  redact: (s: string) => string,
+): CpiResponse => ({
   result: null,
   error: { type: failure.type, message: redact(failure.message), ok_to_retry: failure.okToRetry },
   log,

@@ -21,17 +21,21 @@ export function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'string') return value.length > 40 ? 'a string' : JSON.stringify(value);
-  if (typeof value === 'number') return Number.isInteger(value) ? `the integer ${value}` : `the number ${value}`;
+  if (typeof value === 'number')
+    return Number.isInteger(value) ? `the integer ${value}` : `the number ${value}`;
   return `a ${typeof value}`;
 }
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
-export function str(opts: { nonEmpty?: boolean; pattern?: RegExp; patternName?: string } = {}): Check<string> {
+export function str(
+  opts: { nonEmpty?: boolean; pattern?: RegExp; patternName?: string } = {},
+): Check<string> {
   return (v, path) => {
     if (typeof v !== 'string') throw new CheckFailure(path, 'a string', describe(v));
-    if (opts.nonEmpty && v.length === 0) throw new CheckFailure(path, 'a non-empty string', 'an empty string');
+    if (opts.nonEmpty && v.length === 0)
+      throw new CheckFailure(path, 'a non-empty string', 'an empty string');
     if (opts.pattern && !opts.pattern.test(v))
       throw new CheckFailure(path, opts.patternName ?? `a string matching ${opts.pattern}`, describe(v));
     return v;
@@ -41,7 +45,8 @@ export function str(opts: { nonEmpty?: boolean; pattern?: RegExp; patternName?: 
 export function int(opts: { min?: number; max?: number } = {}): Check<number> {
   const expected = `an integer${opts.min !== undefined ? ` >= ${opts.min}` : ''}${opts.max !== undefined ? ` <= ${opts.max}` : ''}`;
   return (v, path) => {
-    if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new CheckFailure(path, expected, describe(v));
+    if (typeof v !== 'number' || !Number.isSafeInteger(v))
+      throw new CheckFailure(path, expected, describe(v));
     if ((opts.min !== undefined && v < opts.min) || (opts.max !== undefined && v > opts.max))
       throw new CheckFailure(path, expected, describe(v));
     return v;

@@ -11,12 +11,20 @@ export interface CpiRun {
   exitCode: number | null;
   stdout: string;
   stderr: string;
-  response: { result: unknown; error: null | { type: string; message: string; ok_to_retry: boolean }; log: string };
+  response: {
+    result: unknown;
+    error: null | { type: string; message: string; ok_to_retry: boolean };
+    log: string;
+  };
   ms: number;
 }
 
 /** Runs the real bin/cpi as BOSH does: one request on stdin, one response on stdout. */
-export function runCpi(configPath: string, input: string | Buffer, opts: { argv?: string[]; user?: string } = {}): Promise<CpiRun> {
+export function runCpi(
+  configPath: string,
+  input: string | Buffer,
+  opts: { argv?: string[]; user?: string } = {},
+): Promise<CpiRun> {
   const args = opts.argv ?? [configPath];
   const [cmd, cmdArgs] = opts.user ? ['runuser', ['-u', opts.user, '--', CPI_BIN, ...args]] : [CPI_BIN, args];
   return new Promise((resolvePromise, reject) => {
@@ -35,19 +43,36 @@ export function runCpi(configPath: string, input: string | Buffer, opts: { argv?
       try {
         response = JSON.parse(stdout);
       } catch {
-        reject(new Error(`CPI wrote no JSON response (exit ${code}): ${stdout}\n${Buffer.concat(err).toString()}`));
+        reject(
+          new Error(`CPI wrote no JSON response (exit ${code}): ${stdout}\n${Buffer.concat(err).toString()}`),
+        );
         return;
       }
-      resolvePromise({ exitCode: code, stdout, stderr: Buffer.concat(err).toString('utf8'), response, ms: performance.now() - started });
+      resolvePromise({
+        exitCode: code,
+        stdout,
+        stderr: Buffer.concat(err).toString('utf8'),
+        response,
+        ms: performance.now() - started,
+      });
     });
   });
 }
 
-export function request(method: string, args: unknown[], apiVersion?: number, context: Record<string, unknown> = {}) {
+export function request(
+  method: string,
+  args: unknown[],
+  apiVersion?: number,
+  context: Record<string, unknown> = {},
+) {
   return JSON.stringify({
     method,
     arguments: args,
-    context: { director_uuid: 'test-director', request_id: `cpi-${Math.floor(Math.random() * 1e6)}`, ...context },
+    context: {
+      director_uuid: 'test-director',
+      request_id: `cpi-${Math.floor(Math.random() * 1e6)}`,
+      ...context,
+    },
     ...(apiVersion !== undefined ? { api_version: apiVersion } : {}),
   });
 }
@@ -73,7 +98,9 @@ export class Cpi {
   async call<T = unknown>(method: string, args: unknown[], apiVersion = this.apiVersion): Promise<T> {
     const run = await this.run(method, args, apiVersion);
     if (run.response.error) {
-      const e = new Error(`${method} failed: ${run.response.error.type}: ${run.response.error.message}`) as Error & { cpiType: string };
+      const e = new Error(
+        `${method} failed: ${run.response.error.type}: ${run.response.error.message}`,
+      ) as Error & { cpiType: string };
       e.cpiType = run.response.error.type;
       throw e;
     }

@@ -60,10 +60,22 @@ export function buildStemcell(dir: string, opts: { paddingMiB?: number } = {}): 
     f('etc/hostname', 'stemcell\n'),
     f('etc/resolv.conf', ''),
     f('usr/sbin/runsvdir-start', FAKE_AGENT, 0o755),
-    f('var/vcap/bosh/agent.json', JSON.stringify({
-      Platform: { Linux: { UseDefaultTmpDir: true, UsePreformattedPersistentDisk: true, BindMountPersistentDisk: true, SkipDiskSetup: true } },
-      Infrastructure: { Settings: { Sources: [{ Type: 'File', SettingsPath: '/var/vcap/bosh/warden-cpi-agent-env.json' }] } },
-    })),
+    f(
+      'var/vcap/bosh/agent.json',
+      JSON.stringify({
+        Platform: {
+          Linux: {
+            UseDefaultTmpDir: true,
+            UsePreformattedPersistentDisk: true,
+            BindMountPersistentDisk: true,
+            SkipDiskSetup: true,
+          },
+        },
+        Infrastructure: {
+          Settings: { Sources: [{ Type: 'File', SettingsPath: '/var/vcap/bosh/warden-cpi-agent-env.json' }] },
+        },
+      }),
+    ),
   ];
   for (const applet of applets) {
     if (applet === 'busybox') continue;

@@ -19,7 +19,10 @@ export const dockerPropertiesCheck = object({
   tls: optional(tlsCheck),
   api_version: optional(str({ pattern: API_VERSION, patternName: 'an API version such as "1.41"' })),
   /** Directory on the Docker host for disks, snapshots and mount points. */
-  data_dir: optional(str({ pattern: /^\/[^\0]*[^/]$/, patternName: 'an absolute path' }), '/var/lib/bosh-docker-cpi'),
+  data_dir: optional(
+    str({ pattern: /^\/[^\0]*[^/]$/, patternName: 'an absolute path' }),
+    '/var/lib/bosh-docker-cpi',
+  ),
   start_containers_with_systemd: optional(bool(), false),
   /** Replaces the command that starts the stemcell's init. */
   start_command: optional(arrayOf(str())),
@@ -46,7 +49,9 @@ function pem(value: string, field: string): string {
   try {
     return readFileSync(value, 'utf8');
   } catch (e) {
-    throw cpiError(`Invalid config: ${field} is neither PEM nor a readable file (${(e as NodeJS.ErrnoException).code})`);
+    throw cpiError(
+      `Invalid config: ${field} is neither PEM nor a readable file (${(e as NodeJS.ErrnoException).code})`,
+    );
   }
 }
 

@@ -83,9 +83,16 @@ export async function hasDisk(ctx: DockerContext, diskCid: string): Promise<bool
   return true;
 }
 
-export async function setDiskMetadata(ctx: DockerContext, diskCid: string, metadata: Metadata): Promise<void> {
+export async function setDiskMetadata(
+  ctx: DockerContext,
+  diskCid: string,
+  metadata: Metadata,
+): Promise<void> {
   requireDiskId(diskCid);
-  const res = await ctx.host.run('set-disk-metadata', [diskCid, JSON.stringify({ bosh: metadata, updated_at: new Date().toISOString() })]);
+  const res = await ctx.host.run('set-disk-metadata', [
+    diskCid,
+    JSON.stringify({ bosh: metadata, updated_at: new Date().toISOString() }),
+  ]);
   if (res.exitCode === NOT_FOUND) throw diskNotFound(diskCid);
   if (res.exitCode !== 0) fail(res, `Setting metadata of disk '${diskCid}' failed`);
 }
@@ -102,7 +109,12 @@ async function releaseStale(ctx: DockerContext, vmCid: string, diskCid: string):
  * calls on one VM can interleave their writes, so the mounts are read again after writing and
  * the file is rewritten until both agree.
  */
-async function syncSettings(ctx: DockerContext, containerId: string, vmCid: string, mounted: string[]): Promise<void> {
+async function syncSettings(
+  ctx: DockerContext,
+  containerId: string,
+  vmCid: string,
+  mounted: string[],
+): Promise<void> {
   let disks = mounted;
   for (let attempt = 0; attempt < 5; attempt++) {
     await syncPersistentDisks(ctx.containers, containerId, vmCid, disks);
@@ -120,7 +132,9 @@ export async function attachDisk(ctx: DockerContext, vmCid: string, diskCid: str
   if (res.exitCode === IN_USE_ELSEWHERE) {
     const holder = res.stderr.replace(/^attached /, '');
     if (await findVm(ctx, holder))
-      throw cloudError(`Disk '${diskCid}' is attached to VM '${holder}'; detach it there before attaching it to '${vmCid}'`);
+      throw cloudError(
+        `Disk '${diskCid}' is attached to VM '${holder}'; detach it there before attaching it to '${vmCid}'`,
+      );
     await releaseStale(ctx, holder, diskCid);
     res = await ctx.host.run('attach-disk', [vmCid, diskCid]);
   }
@@ -176,12 +190,15 @@ export async function snapshotDisk(ctx: DockerContext, diskCid: string, metadata
   if (res.exitCode === NOT_FOUND) throw diskNotFound(diskCid);
   if (res.exitCode !== 0) fail(res, `Snapshotting disk '${diskCid}' failed`);
   const frozen = res.lines.find(([k]) => k === 'frozen');
-  ctx.logger.info(`Snapshot ${cid} of disk ${diskCid}${frozen ? ` (filesystem frozen in VM ${frozen[1]} during the copy)` : ''}`);
+  ctx.logger.info(
+    `Snapshot ${cid} of disk ${diskCid}${frozen ? ` (filesystem frozen in VM ${frozen[1]} during the copy)` : ''}`,
+  );
   return cid;
 }
 
 export async function deleteSnapshot(ctx: DockerContext, snapshotCid: string): Promise<void> {
   if (!isId('snap', snapshotCid)) return;
   const res = await ctx.host.run('delete-snapshot', [snapshotCid]);
-  if (res.exitCode !== 0 && res.exitCode !== NOT_FOUND) fail(res, `Deleting snapshot '${snapshotCid}' failed`);
+  if (res.exitCode !== 0 && res.exitCode !== NOT_FOUND)
+    fail(res, `Deleting snapshot '${snapshotCid}' failed`);
 }

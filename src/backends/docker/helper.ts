@@ -1,5 +1,5 @@
 import type { Logger } from '../../log/logger.ts';
-import { type DockerClient, DockerApiError } from './engine/client.ts';
+import { DockerApiError, type DockerClient } from './engine/client.ts';
 import { Containers } from './engine/containers.ts';
 import { execInContainer } from './engine/exec.ts';
 import { Images } from './engine/images.ts';
@@ -14,7 +14,12 @@ export const HELPER_CONTAINER = 'bosh-cpi-helper';
  * so it runs the host's own sh, mount, losetup and mkfs.ext4. Nothing is downloaded.
  */
 function helperImageTar(): Buffer {
-  const link = (name: string, target: string) => ({ name, type: 'symlink' as const, mode: 0o777, linkTarget: target });
+  const link = (name: string, target: string) => ({
+    name,
+    type: 'symlink' as const,
+    mode: 0o777,
+    linkTarget: target,
+  });
   const dir = (name: string) => ({ name, type: 'directory' as const, mode: 0o755 });
   return createTar([
     link('bin', '/host/bin'),
@@ -33,7 +38,7 @@ function helperImageTar(): Buffer {
 }
 
 /** Finds the PID of a process in the host's mount namespace (dockerd), then runs the script there. */
-const ENTER_HOST = String.raw`
+const ENTER_HOST = `
 pid=""
 for p in /proc/[0-9]*; do
   read -r c < "$p/comm" 2>/dev/null || continue
@@ -101,7 +106,13 @@ export class HostHelper {
     if (!(await images.inspect(this.image))) {
       this.logger.info(`Importing the helper image ${this.image} on ${this.docker.endpoint}`);
       const { Readable } = await import('node:stream');
-      await images.import(Readable.from([helperImageTar()]), repo, tag, [`LABEL ${LABELS.role}=helper`], () => {});
+      await images.import(
+        Readable.from([helperImageTar()]),
+        repo,
+        tag,
+        [`LABEL ${LABELS.role}=helper`],
+        () => {},
+      );
     }
     const existing = await containers.inspect(HELPER_CONTAINER);
     if (!existing) {

@@ -15,7 +15,7 @@
  * Creation and deletion go through a `.creating-` / `.deleting-` name and one rename, so a
  * killed call leaves either the whole object or a leftover that no lookup mistakes for one.
  */
-export const HOST_SCRIPT = String.raw`
+export const HOST_SCRIPT = `
 set -eu
 op=$1; D=$2; shift 2
 die() { code=$1; shift; echo "$*" >&2; exit "$code"; }

@@ -20,7 +20,8 @@ function guarded<T extends object>(target: T): T {
   return new Proxy(target, {
     get(obj, key, receiver) {
       const value = Reflect.get(obj, key, receiver);
-      if (typeof value !== 'function' || key === 'close' || key === 'calculateVmCloudProperties') return value;
+      if (typeof value !== 'function' || key === 'close' || key === 'calculateVmCloudProperties')
+        return value;
       return async (...args: unknown[]) => {
         try {
           return await value.apply(obj, args);

@@ -17,15 +17,26 @@ export interface NetworkAttachment {
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
-function dockerNetworkName(boshName: string, spec: NetworkSpec, defaultNetwork: string): { name: string; subnet?: string } {
+function dockerNetworkName(
+  boshName: string,
+  spec: NetworkSpec,
+  defaultNetwork: string,
+): { name: string; subnet?: string } {
   const requested = spec.cloud_properties.name;
   if (requested !== undefined && (typeof requested !== 'string' || !NAME.test(requested)))
-    throw vmCreationFailed(`Network '${boshName}': cloud_properties.name must be a Docker network name`, false);
+    throw vmCreationFailed(
+      `Network '${boshName}': cloud_properties.name must be a Docker network name`,
+      false,
+    );
   if (spec.type === 'dynamic') return { name: (requested as string | undefined) ?? defaultNetwork };
   if (!spec.ip || !spec.netmask)
     throw vmCreationFailed(`Network '${boshName}' is manual but has no ip and netmask`, false);
   const subnet = subnetOf(spec.ip, spec.netmask);
-  if (!subnet) throw vmCreationFailed(`Network '${boshName}': '${spec.ip}'/'${spec.netmask}' is not an IPv4 address and netmask`, false);
+  if (!subnet)
+    throw vmCreationFailed(
+      `Network '${boshName}': '${spec.ip}'/'${spec.netmask}' is not an IPv4 address and netmask`,
+      false,
+    );
   return { name: (requested as string | undefined) ?? `bosh-${subnet.replace(/[./]/g, '-')}`, subnet };
 }
 
@@ -58,13 +69,17 @@ export async function planNetworks(
       await api.create({
         Name: name,
         Driver: 'bridge',
-        IPAM: { Driver: 'default', Config: [{ Subnet: subnet, ...(spec.gateway ? { Gateway: spec.gateway } : {}) }] },
+        IPAM: {
+          Driver: 'default',
+          Config: [{ Subnet: subnet, ...(spec.gateway ? { Gateway: spec.gateway } : {}) }],
+        },
         Labels: { [LABELS.cpi]: 'docker', [LABELS.network]: 'managed', [LABELS.director]: directorUuid },
       });
       existing = await api.inspect(name);
       managed = true;
     }
-    if (!existing) throw vmCreationFailed(`Network '${boshName}': Docker network '${name}' does not exist`, false);
+    if (!existing)
+      throw vmCreationFailed(`Network '${boshName}': Docker network '${name}' does not exist`, false);
     if (subnet && spec.ip) {
       const subnets = (existing.IPAM.Config ?? []).map((c) => c.Subnet ?? '').filter(Boolean);
       if (!subnets.some((s) => subnetContains(s, spec.ip as string)))
@@ -85,7 +100,11 @@ export async function planNetworks(
 }
 
 /** Fills in what the engine chose (dynamic addresses) so the Director and the agent see the real values. */
-export function reportNetworks(networks: Networks, plan: NetworkAttachment[], actual: Record<string, EndpointSettings>): Networks {
+export function reportNetworks(
+  networks: Networks,
+  plan: NetworkAttachment[],
+  actual: Record<string, EndpointSettings>,
+): Networks {
   const out: Networks = {};
   for (const [boshName, spec] of Object.entries(networks)) {
     const attachment = plan.find((p) => p.boshName === boshName);
@@ -104,22 +123,34 @@ export function reportNetworks(networks: Networks, plan: NetworkAttachment[], ac
 /** DNS servers of the network that serves DNS (`default` contains "dns", else the gateway network). */
 export function dnsServers(networks: Networks): string[] {
   const names = Object.keys(networks).sort();
-  const dnsNetwork = names.find((n) => networks[n]?.default?.includes('dns')) ?? defaultGatewayNetwork(networks);
+  const dnsNetwork =
+    names.find((n) => networks[n]?.default?.includes('dns')) ?? defaultGatewayNetwork(networks);
   return (dnsNetwork ? networks[dnsNetwork]?.dns : undefined) ?? [];
 }
 
 /** `cloud_properties.ports`: ["8080/tcp", "2222:22", "127.0.0.1:6868:6868/tcp"]. */
-export function portBindings(ports: unknown, hostIp: string): { exposed: Record<string, object>; bindings: Record<string, unknown[]> } {
+export function portBindings(
+  ports: unknown,
+  hostIp: string,
+): { exposed: Record<string, object>; bindings: Record<string, unknown[]> } {
   const exposed: Record<string, object> = {};
   const bindings: Record<string, unknown[]> = {};
   if (ports === undefined) return { exposed, bindings };
-  if (!Array.isArray(ports)) throw vmCreationFailed('cloud_properties.ports must be a list such as ["6868:6868/tcp"]', false);
+  if (!Array.isArray(ports))
+    throw vmCreationFailed('cloud_properties.ports must be a list such as ["6868:6868/tcp"]', false);
   for (const entry of ports) {
-    const m = typeof entry === 'string' ? /^(?:(\d+\.\d+\.\d+\.\d+):)?(?:(\d+):)?(\d+)(?:\/(tcp|udp))?$/.exec(entry) : null;
-    if (!m) throw vmCreationFailed(`cloud_properties.ports: '${String(entry)}' is not [host_ip:][host_port:]port[/tcp|udp]`, false);
+    const m =
+      typeof entry === 'string'
+        ? /^(?:(\d+\.\d+\.\d+\.\d+):)?(?:(\d+):)?(\d+)(?:\/(tcp|udp))?$/.exec(entry)
+        : null;
+    if (!m)
+      throw vmCreationFailed(
+        `cloud_properties.ports: '${String(entry)}' is not [host_ip:][host_port:]port[/tcp|udp]`,
+        false,
+      );
     const key = `${m[3]}/${m[4] ?? 'tcp'}`;
     exposed[key] = {};
-    (bindings[key] ??= []).push({ HostIp: m[1] ?? hostIp, HostPort: m[2] ?? m[3] });
+    bindings[key] = [...(bindings[key] ?? []), { HostIp: m[1] ?? hostIp, HostPort: m[2] ?? m[3] }];
   }
   return { exposed, bindings };
 }

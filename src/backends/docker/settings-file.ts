@@ -1,6 +1,6 @@
 import type { AgentSettings } from '../../agent/settings.ts';
-import type { DiskHint } from '../../cpi/types.ts';
 import { withPersistentDisks } from '../../agent/settings.ts';
+import type { DiskHint } from '../../cpi/types.ts';
 import type { Containers } from './engine/containers.ts';
 import type { TarEntry } from './engine/tar.ts';
 
@@ -21,7 +21,10 @@ function files(settings: AgentSettings, vmCid: string): TarEntry[] {
   return [
     file(SETTINGS_FILE, JSON.stringify(settings)),
     // Read only by legacy agents; cheap to keep.
-    file('warden-cpi-user-data.json', JSON.stringify({ Registry: { Endpoint: `${SETTINGS_DIR}/${SETTINGS_FILE}` } })),
+    file(
+      'warden-cpi-user-data.json',
+      JSON.stringify({ Registry: { Endpoint: `${SETTINGS_DIR}/${SETTINGS_FILE}` } }),
+    ),
     file('warden-cpi-metadata.json', JSON.stringify({ 'instance-id': vmCid })),
   ];
 }
@@ -38,13 +41,20 @@ export async function writeSettings(
   } catch (e) {
     // An image without /var/vcap/bosh: create the directories too.
     if (!(e instanceof Error && /HTTP 404/.test(e.message))) throw e;
-    const dirs: TarEntry[] = ['var/', 'var/vcap/', 'var/vcap/bosh/'].map((name) => ({ name, type: 'directory', mode: 0o755 }));
+    const dirs: TarEntry[] = ['var/', 'var/vcap/', 'var/vcap/bosh/'].map((name) => ({
+      name,
+      type: 'directory',
+      mode: 0o755,
+    }));
     const nested = files(settings, vmCid).map((f) => ({ ...f, name: `var/vcap/bosh/${f.name}` }));
     await containers.putFiles(containerId, '/', [...dirs, ...nested]);
   }
 }
 
-export async function readSettings(containers: Containers, containerId: string): Promise<AgentSettings | undefined> {
+export async function readSettings(
+  containers: Containers,
+  containerId: string,
+): Promise<AgentSettings | undefined> {
   const content = await containers.readFile(containerId, `${SETTINGS_DIR}/${SETTINGS_FILE}`);
   if (!content) return undefined;
   return JSON.parse(content.toString('utf8')) as AgentSettings;

@@ -20,7 +20,9 @@ function progressMeter(total: number, log: (line: string) => void): Transform {
       seen += chunk.length;
       if (total > 0 && seen / total >= nextReport) {
         const mib = seen / 1048576;
-        log(`Imported ${Math.round((seen / total) * 100)}% (${mib.toFixed(0)} MiB, ${(mib / ((Date.now() - started) / 1000 || 1)).toFixed(0)} MiB/s)`);
+        log(
+          `Imported ${Math.round((seen / total) * 100)}% (${mib.toFixed(0)} MiB, ${(mib / ((Date.now() - started) / 1000 || 1)).toFixed(0)} MiB/s)`,
+        );
         while (seen / total >= nextReport) nextReport += 0.1;
       }
       done(null, chunk);
@@ -38,14 +40,22 @@ export async function createStemcell(
   const reference = props.image_reference;
   if (reference !== undefined) {
     if (typeof reference !== 'string' || reference === '')
-      throw cloudError('Light stemcell: cloud_properties.image_reference must be a non-empty image reference');
+      throw cloudError(
+        'Light stemcell: cloud_properties.image_reference must be a non-empty image reference',
+      );
     const image = await ctx.images.inspect(reference);
     if (!image)
       throw cloudError(
         `Light stemcell: image '${reference}' is not on Docker host ${ctx.docker.endpoint}; load or pull it there first`,
       );
-    if (typeof props.digest === 'string' && props.digest && !image.Id.endsWith(props.digest.replace(/^sha256:/, '')))
-      ctx.logger.warn(`Light stemcell image '${reference}' has ID ${image.Id}, not the digest ${props.digest} the stemcell names`);
+    if (
+      typeof props.digest === 'string' &&
+      props.digest &&
+      !image.Id.endsWith(props.digest.replace(/^sha256:/, ''))
+    )
+      ctx.logger.warn(
+        `Light stemcell image '${reference}' has ID ${image.Id}, not the digest ${props.digest} the stemcell names`,
+      );
     await ctx.images.tag(reference, STEMCELL_REPO, cid);
     ctx.logger.info(`Light stemcell ${cid} refers to image '${reference}' (${image.Id})`);
     return cid;
@@ -58,10 +68,14 @@ export async function createStemcell(
     size = stat.size;
   } catch (e) {
     if (e instanceof CpiFailure) throw e;
-    throw cloudError(`Cannot read stemcell image '${imagePath}': ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw cloudError(
+      `Cannot read stemcell image '${imagePath}': ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
+    );
   }
   if (size === 0)
-    throw cloudError(`Stemcell image '${imagePath}' is empty; a light stemcell needs cloud_properties.image_reference`);
+    throw cloudError(
+      `Stemcell image '${imagePath}' is empty; a light stemcell needs cloud_properties.image_reference`,
+    );
 
   const changes = [
     labelChange(LABELS.cpi, 'docker'),
@@ -71,16 +85,22 @@ export async function createStemcell(
   ];
   for (const key of ['name', 'version', 'os']) {
     const value = props[key];
-    if (typeof value === 'string' || typeof value === 'number') changes.push(labelChange(`io.bosh.stemcell.${key}`, String(value)));
+    if (typeof value === 'string' || typeof value === 'number')
+      changes.push(labelChange(`io.bosh.stemcell.${key}`, String(value)));
   }
-  for (const [key, value] of Object.entries(tags)) changes.push(labelChange(`${LABELS.stemcellTag}${key}`, value));
+  for (const [key, value] of Object.entries(tags))
+    changes.push(labelChange(`${LABELS.stemcellTag}${key}`, value));
 
-  ctx.logger.info(`Importing stemcell ${cid} from ${imagePath} (${(size / 1048576).toFixed(1)} MiB) into ${ctx.docker.endpoint}`);
+  ctx.logger.info(
+    `Importing stemcell ${cid} from ${imagePath} (${(size / 1048576).toFixed(1)} MiB) into ${ctx.docker.endpoint}`,
+  );
   const source = createReadStream(imagePath, { highWaterMark: 1 << 20 }).pipe(
     progressMeter(size, (line) => ctx.logger.info(line)),
   );
   try {
-    await ctx.images.import(source, STEMCELL_REPO, cid, changes, (line) => ctx.logger.debug(`import: ${line}`));
+    await ctx.images.import(source, STEMCELL_REPO, cid, changes, (line) =>
+      ctx.logger.debug(`import: ${line}`),
+    );
   } catch (e) {
     // The engine may have created the image before failing; leave nothing behind.
     await ctx.images.remove(stemcellImageRef(cid), { force: true }).catch(() => undefined);
@@ -113,5 +133,6 @@ export async function removeUnusedStemcellImage(ctx: DockerContext, imageId: str
   const image = await ctx.images.inspect(imageId);
   if (!image || (image.RepoTags ?? []).length > 0 || !image.Config?.Labels?.[LABELS.stemcell]) return;
   const outcome = await ctx.images.remove(imageId);
-  if (outcome === 'removed') ctx.logger.info(`Removed the image of deleted stemcell ${image.Config.Labels[LABELS.stemcell]}`);
+  if (outcome === 'removed')
+    ctx.logger.info(`Removed the image of deleted stemcell ${image.Config.Labels[LABELS.stemcell]}`);
 }

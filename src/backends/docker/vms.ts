@@ -7,7 +7,13 @@ import type { TarEntry } from './engine/tar.ts';
 import type { ContainerSummary } from './engine/types.ts';
 import { isId, newId, stemcellImageRef } from './ids.ts';
 import { LABELS } from './labels.ts';
-import { dnsServers, type NetworkAttachment, planNetworks, portBindings, reportNetworks } from './networking.ts';
+import {
+  dnsServers,
+  type NetworkAttachment,
+  planNetworks,
+  portBindings,
+  reportNetworks,
+} from './networking.ts';
 import { MOUNT_POINT_IN_VM, SETTINGS_DIR, writeSettings } from './settings-file.ts';
 import { removeUnusedStemcellImage } from './stemcells.ts';
 
@@ -32,7 +38,11 @@ function startCommand(ctx: DockerContext): string[] {
   const prepare = 'umount /etc/hosts /etc/hostname 2>/dev/null; mkdir -p /var/vcap/store /var/vcap/data/sys';
   return ctx.props.start_containers_with_systemd
     ? ['/bin/sh', '-c', `${prepare}; exec /sbin/init`]
-    : ['/bin/sh', '-c', `${prepare}; rm -rf /var/vcap/data/sys/run; exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /usr/sbin/runsvdir-start`];
+    : [
+        '/bin/sh',
+        '-c',
+        `${prepare}; rm -rf /var/vcap/data/sys/run; exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /usr/sbin/runsvdir-start`,
+      ];
 }
 
 function ephemeralSizeMiB(props: CloudProperties): number | undefined {
@@ -49,7 +59,8 @@ function resourceLimits(props: CloudProperties): Record<string, number> {
   const positive = (key: string) => {
     const v = props[key];
     if (v === undefined) return undefined;
-    if (typeof v !== 'number' || !(v > 0)) throw vmCreationFailed(`cloud_properties.${key} must be a positive number`, false);
+    if (typeof v !== 'number' || !(v > 0))
+      throw vmCreationFailed(`cloud_properties.${key} must be a positive number`, false);
     return v;
   };
   const cpu = positive('cpu');
@@ -59,13 +70,17 @@ function resourceLimits(props: CloudProperties): Record<string, number> {
   return limits;
 }
 
-const isTransient = (e: unknown) => !(e instanceof CpiFailure) && !(e instanceof DockerApiError && e.status < 500);
+const isTransient = (e: unknown) =>
+  !(e instanceof CpiFailure) && !(e instanceof DockerApiError && e.status < 500);
 
 export async function createVm(ctx: DockerContext, input: CreateVmInput): Promise<CreatedVm> {
   const vmCid = newId('vm');
   const image = stemcellImageRef(input.stemcellCid);
   if (!(await ctx.images.inspect(image)))
-    throw vmCreationFailed(`Stemcell '${input.stemcellCid}' not found on Docker host ${ctx.docker.endpoint}`, false);
+    throw vmCreationFailed(
+      `Stemcell '${input.stemcellCid}' not found on Docker host ${ctx.docker.endpoint}`,
+      false,
+    );
   const props = input.cloudProperties;
   const ephemeralSize = ephemeralSizeMiB(props);
   const limits = resourceLimits(props);
@@ -82,7 +97,8 @@ export async function createVm(ctx: DockerContext, input: CreateVmInput): Promis
     if (ephemeralSize !== undefined) {
       created.hostStorage = true;
       const res = await ctx.host.run('create-ephemeral', [vmCid, String(ephemeralSize)]);
-      if (res.exitCode !== 0) throw cloudError(`Creating the ${ephemeralSize} MiB ephemeral disk failed: ${res.stderr}`);
+      if (res.exitCode !== 0)
+        throw cloudError(`Creating the ${ephemeralSize} MiB ephemeral disk failed: ${res.stderr}`);
       ephemeralBind = `${ctx.props.data_dir}/ephemeral/${vmCid}:${EPHEMERAL_MOUNT}`;
     } else {
       await ctx.volumes.create(ephemeralVolume(vmCid), { [LABELS.cpi]: 'docker', [LABELS.vm]: vmCid });
@@ -119,7 +135,8 @@ export async function createVm(ctx: DockerContext, input: CreateVmInput): Promis
       NetworkingConfig: first ? { EndpointsConfig: { [first.dockerName]: first.endpoint } } : {},
     });
     for (const attachment of plan) {
-      if (attachment !== first) await ctx.networks.connect(attachment.dockerName, created.container, attachment.endpoint);
+      if (attachment !== first)
+        await ctx.networks.connect(attachment.dockerName, created.container, attachment.endpoint);
     }
 
     const settingsFor = (networks: CreateVmInput['networks']) =>
@@ -141,7 +158,9 @@ export async function createVm(ctx: DockerContext, input: CreateVmInput): Promis
       networks = reportNetworks(input.networks, plan, inspected?.NetworkSettings.Networks ?? {});
       await writeSettings(ctx.containers, created.container, vmCid, settingsFor(networks));
     }
-    ctx.logger.info(`Created VM ${vmCid} (container ${created.container.slice(0, 12)}) from stemcell ${input.stemcellCid}`);
+    ctx.logger.info(
+      `Created VM ${vmCid} (container ${created.container.slice(0, 12)}) from stemcell ${input.stemcellCid}`,
+    );
     return { vmCid, networks };
   } catch (e) {
     await cleanupFailedVm(ctx, vmCid, created, e);
@@ -156,10 +175,14 @@ async function startContainer(ctx: DockerContext, containerId: string): Promise<
   try {
     await ctx.containers.start(containerId);
   } catch (e) {
-    if (!(e instanceof DockerApiError && /shared or slave mount|no such file or directory/i.test(e.apiMessage))) throw e;
+    if (
+      !(e instanceof DockerApiError && /shared or slave mount|no such file or directory/i.test(e.apiMessage))
+    )
+      throw e;
     ctx.logger.info('Preparing the data directory on the Docker host (first VM there)');
     const res = await ctx.host.run('setup', []);
-    if (res.exitCode !== 0) throw cloudError(`Preparing ${ctx.props.data_dir} on the Docker host failed: ${res.stderr}`);
+    if (res.exitCode !== 0)
+      throw cloudError(`Preparing ${ctx.props.data_dir} on the Docker host failed: ${res.stderr}`);
     await ctx.containers.start(containerId);
   }
 }
@@ -170,7 +193,9 @@ async function cleanupFailedVm(
   created: { container?: string; volume?: boolean; hostStorage?: boolean },
   cause: unknown,
 ): Promise<void> {
-  ctx.logger.warn(`Creating VM ${vmCid} failed (${cause instanceof Error ? cause.message : String(cause)}); removing what was created`);
+  ctx.logger.warn(
+    `Creating VM ${vmCid} failed (${cause instanceof Error ? cause.message : String(cause)}); removing what was created`,
+  );
   const attempts: Array<Promise<unknown>> = [];
   try {
     if (created.container) await ctx.containers.remove(created.container, { force: true });
@@ -194,7 +219,8 @@ export async function deleteVm(ctx: DockerContext, vmCid: string): Promise<void>
     ctx.logger.info(`Removed container ${vm.Id.slice(0, 12)} of VM ${vmCid}`);
   }
   const storage = await ctx.host.run('delete-vm-storage', [vmCid]);
-  if (storage.exitCode !== 0) throw cloudError(`Releasing the storage of VM '${vmCid}' failed: ${storage.stderr}`);
+  if (storage.exitCode !== 0)
+    throw cloudError(`Releasing the storage of VM '${vmCid}' failed: ${storage.stderr}`);
   await ctx.volumes.remove(ephemeralVolume(vmCid));
   if (!vm) throw vmNotFound(vmCid);
   await removeUnusedNetworks(ctx);
@@ -224,9 +250,13 @@ const sanitize = (s: string) => s.replace(/[^a-zA-Z0-9_.-]+/g, '-').replace(/^[^
 /** Operators see the metadata in `docker ps` (the name) and in /var/vcap/bosh/cpi-metadata.json. */
 export async function setVmMetadata(ctx: DockerContext, vmCid: string, metadata: Metadata): Promise<void> {
   const vm = await requireVm(ctx, vmCid);
-  const group = metadata.instance_group ?? metadata.job ?? (metadata.name ? metadata.name.split('/')[0] : undefined);
+  const group =
+    metadata.instance_group ?? metadata.job ?? (metadata.name ? metadata.name.split('/')[0] : undefined);
   const parts = [metadata.deployment, group, metadata.index].filter((p): p is string => !!p).map(sanitize);
-  const name = [...parts.filter(Boolean), vmCid].join('_').slice(-200).replace(/^[^a-zA-Z0-9]+/, '');
+  const name = [...parts.filter(Boolean), vmCid]
+    .join('_')
+    .slice(-200)
+    .replace(/^[^a-zA-Z0-9]+/, '');
   const file: TarEntry = {
     name: 'cpi-metadata.json',
     type: 'file',

@@ -86,7 +86,8 @@ export class DockerClient {
       body,
       timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     });
-    if (res.status >= 400 && !(opts.accept ?? []).includes(res.status)) throw apiError(res.status, res.body, what);
+    if (res.status >= 400 && !(opts.accept ?? []).includes(res.status))
+      throw apiError(res.status, res.body, what);
     return res;
   }
 

@@ -7,22 +7,34 @@ export class Containers {
   constructor(private readonly docker: DockerClient) {}
 
   async create(name: string, spec: Record<string, unknown>): Promise<string> {
-    const res = await this.docker.json<{ Id: string }>('POST', '/containers/create', `Creating container '${name}'`, {
-      query: { name },
-      body: spec,
-    });
+    const res = await this.docker.json<{ Id: string }>(
+      'POST',
+      '/containers/create',
+      `Creating container '${name}'`,
+      {
+        query: { name },
+        body: spec,
+      },
+    );
     return res.Id;
   }
 
   async start(id: string): Promise<void> {
     // 304: already running.
-    await this.docker.call('POST', `/containers/${id}/start`, `Starting container '${id}'`, { accept: [304] });
+    await this.docker.call('POST', `/containers/${id}/start`, `Starting container '${id}'`, {
+      accept: [304],
+    });
   }
 
   async inspect(id: string): Promise<ContainerInspect | undefined> {
-    const res = await this.docker.call('GET', `/containers/${encodeURIComponent(id)}/json`, `Inspecting container '${id}'`, {
-      accept: [404],
-    });
+    const res = await this.docker.call(
+      'GET',
+      `/containers/${encodeURIComponent(id)}/json`,
+      `Inspecting container '${id}'`,
+      {
+        accept: [404],
+      },
+    );
     return res.status === 404 ? undefined : (JSON.parse(res.body.toString('utf8')) as ContainerInspect);
   }
 
@@ -57,19 +69,29 @@ export class Containers {
 
   /** Unpacks files into the container's filesystem (running or not). */
   async putFiles(id: string, dir: string, entries: TarEntry[]): Promise<void> {
-    await this.docker.call('PUT', `/containers/${id}/archive`, `Writing files into '${dir}' of container '${id}'`, {
-      query: { path: dir },
-      rawBody: createTar(entries),
-      contentType: 'application/x-tar',
-    });
+    await this.docker.call(
+      'PUT',
+      `/containers/${id}/archive`,
+      `Writing files into '${dir}' of container '${id}'`,
+      {
+        query: { path: dir },
+        rawBody: createTar(entries),
+        contentType: 'application/x-tar',
+      },
+    );
   }
 
   /** Reads one file from the container's filesystem; undefined when it does not exist. */
   async readFile(id: string, path: string): Promise<Buffer | undefined> {
-    const res = await this.docker.call('GET', `/containers/${id}/archive`, `Reading '${path}' of container '${id}'`, {
-      query: { path },
-      accept: [404],
-    });
+    const res = await this.docker.call(
+      'GET',
+      `/containers/${id}/archive`,
+      `Reading '${path}' of container '${id}'`,
+      {
+        query: { path },
+        accept: [404],
+      },
+    );
     return res.status === 404 ? undefined : firstFileOf(res.body);
   }
 }

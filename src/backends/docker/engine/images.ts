@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { type DockerClient, DockerApiError } from './client.ts';
+import { DockerApiError, type DockerClient } from './client.ts';
 import type { ImageInspect } from './types.ts';
 
 /** /images endpoints. */
@@ -59,9 +59,14 @@ export class Images {
   }
 
   async inspect(ref: string): Promise<ImageInspect | undefined> {
-    const res = await this.docker.call('GET', `/images/${encodeURIComponent(ref)}/json`, `Inspecting image '${ref}'`, {
-      accept: [404],
-    });
+    const res = await this.docker.call(
+      'GET',
+      `/images/${encodeURIComponent(ref)}/json`,
+      `Inspecting image '${ref}'`,
+      {
+        accept: [404],
+      },
+    );
     return res.status === 404 ? undefined : (JSON.parse(res.body.toString('utf8')) as ImageInspect);
   }
 
@@ -72,17 +77,30 @@ export class Images {
   }
 
   /** Returns 'removed', 'absent' or 'in-use' (a container still uses the image). */
-  async remove(ref: string, opts: { force?: boolean; noprune?: boolean } = {}): Promise<'removed' | 'absent' | 'in-use'> {
-    const res = await this.docker.call('DELETE', `/images/${encodeURIComponent(ref)}`, `Removing image '${ref}'`, {
-      query: { force: opts.force ?? false, noprune: opts.noprune ?? false },
-      accept: [404, 409],
-    });
+  async remove(
+    ref: string,
+    opts: { force?: boolean; noprune?: boolean } = {},
+  ): Promise<'removed' | 'absent' | 'in-use'> {
+    const res = await this.docker.call(
+      'DELETE',
+      `/images/${encodeURIComponent(ref)}`,
+      `Removing image '${ref}'`,
+      {
+        query: { force: opts.force ?? false, noprune: opts.noprune ?? false },
+        accept: [404, 409],
+      },
+    );
     return res.status === 404 ? 'absent' : res.status === 409 ? 'in-use' : 'removed';
   }
 
-  list(labels: string[], dangling?: boolean): Promise<Array<{ Id: string; RepoTags: string[] | null; Labels: Record<string, string> | null }>> {
+  list(
+    labels: string[],
+    dangling?: boolean,
+  ): Promise<Array<{ Id: string; RepoTags: string[] | null; Labels: Record<string, string> | null }>> {
     const filters: Record<string, string[]> = { label: labels };
     if (dangling !== undefined) filters.dangling = [String(dangling)];
-    return this.docker.json('GET', '/images/json', 'Listing images', { query: { filters: JSON.stringify(filters) } });
+    return this.docker.json('GET', '/images/json', 'Listing images', {
+      query: { filters: JSON.stringify(filters) },
+    });
   }
 }

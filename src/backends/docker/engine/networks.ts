@@ -6,9 +6,14 @@ export class DockerNetworks {
   constructor(private readonly docker: DockerClient) {}
 
   async inspect(name: string): Promise<NetworkInspect | undefined> {
-    const res = await this.docker.call('GET', `/networks/${encodeURIComponent(name)}`, `Inspecting network '${name}'`, {
-      accept: [404],
-    });
+    const res = await this.docker.call(
+      'GET',
+      `/networks/${encodeURIComponent(name)}`,
+      `Inspecting network '${name}'`,
+      {
+        accept: [404],
+      },
+    );
     return res.status === 404 ? undefined : (JSON.parse(res.body.toString('utf8')) as NetworkInspect);
   }
 
@@ -22,19 +27,31 @@ export class DockerNetworks {
   }
 
   async remove(id: string): Promise<'removed' | 'absent' | 'in-use'> {
-    const res = await this.docker.call('DELETE', `/networks/${encodeURIComponent(id)}`, `Removing network '${id}'`, {
-      accept: [403, 404, 409],
-    });
+    const res = await this.docker.call(
+      'DELETE',
+      `/networks/${encodeURIComponent(id)}`,
+      `Removing network '${id}'`,
+      {
+        accept: [403, 404, 409],
+      },
+    );
     return res.status === 404 ? 'absent' : res.status >= 400 ? 'in-use' : 'removed';
   }
 
   async connect(network: string, containerId: string, endpoint: Record<string, unknown>): Promise<void> {
-    await this.docker.call('POST', `/networks/${encodeURIComponent(network)}/connect`, `Connecting to network '${network}'`, {
-      body: { Container: containerId, EndpointConfig: endpoint },
-    });
+    await this.docker.call(
+      'POST',
+      `/networks/${encodeURIComponent(network)}/connect`,
+      `Connecting to network '${network}'`,
+      {
+        body: { Container: containerId, EndpointConfig: endpoint },
+      },
+    );
   }
 
   list(labels: string[]): Promise<NetworkInspect[]> {
-    return this.docker.json('GET', '/networks', 'Listing networks', { query: { filters: JSON.stringify({ label: labels }) } });
+    return this.docker.json('GET', '/networks', 'Listing networks', {
+      query: { filters: JSON.stringify({ label: labels }) },
+    });
   }
 }

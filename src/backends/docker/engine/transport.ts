@@ -52,7 +52,11 @@ export class Transport {
     }
   }
 
-  private send(opts: RequestOptions, onResponse: (res: http.IncomingMessage) => void, fail: (e: Error) => void) {
+  private send(
+    opts: RequestOptions,
+    onResponse: (res: http.IncomingMessage) => void,
+    fail: (e: Error) => void,
+  ) {
     const headers: Record<string, string> = { ...(opts.headers ?? {}) };
     if (Buffer.isBuffer(opts.body)) headers['content-length'] = String(opts.body.length);
     const req = (this.secure ? https : http).request(
@@ -81,7 +85,9 @@ export class Transport {
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+          );
           res.on('error', (e) => reject(this.wrap(e)));
         },
         reject,
