@@ -86,13 +86,15 @@ export function writeConfig(properties: Record<string, unknown>, plugin = 'docke
 
 /** A CPI client bound to one config: call('create_vm', [...]) returns the result or throws the CPI error. */
 export class Cpi {
+  context: Record<string, unknown> = {};
+
   constructor(
     readonly configPath: string,
     readonly apiVersion = 2,
   ) {}
 
   async run(method: string, args: unknown[], apiVersion = this.apiVersion): Promise<CpiRun> {
-    return runCpi(this.configPath, request(method, args, apiVersion));
+    return runCpi(this.configPath, request(method, args, apiVersion, this.context));
   }
 
   async call<T = unknown>(method: string, args: unknown[], apiVersion = this.apiVersion): Promise<T> {

@@ -135,7 +135,8 @@ detach-disk) # <vm_cid> <disk_cid> <container pid or 0> <seconds to wait while b
   [ -f "$D/disks/$cid/disk.img" ] || exit 3
   lock_disk "$cid"
   mountpoint -q "$mp" 2>/dev/null || exit 5
-  dev=$(findmnt -n -o MAJ:MIN --mountpoint "$mp")
+  dev=$(findmnt -n -o MAJ:MIN --mountpoint "$mp" | tr -d ' ')
+  loopdev=$(findmnt -n -o SOURCE --mountpoint "$mp" | tr -d ' ')
   tries=0
   while :; do
     users=""
@@ -150,8 +151,15 @@ detach-disk) # <vm_cid> <disk_cid> <container pid or 0> <seconds to wait while b
     fi
     sleep 1
   done
+  # The loop device is released asynchronously once the last mount of the filesystem is gone.
+  waited=0
+  while [ -n "$(losetup -j "$D/disks/$cid/disk.img")" ] && [ "$waited" -lt 50 ]; do sleep 0.1; waited=$((waited + 1)); done
+  if [ -n "$(losetup -j "$D/disks/$cid/disk.img")" ]; then
+    # Still mounted somewhere we could not see: put it back rather than leave it half-detached.
+    mount "$loopdev" "$mp" 2>/dev/null && die 6 "the filesystem is still mounted elsewhere in the VM; the disk stays attached"
+    die 6 "unmounted, but the disk is still referenced by loop device $loopdev"
+  fi
   rmdir "$mp" 2>/dev/null || true
-  [ -n "$(losetup -j "$D/disks/$cid/disk.img")" ] && die 6 "unmounted, but the disk is still referenced by a loop device"
   list_mounts "$vm"
   ;;
 release-disk) # <vm_cid> <disk_cid>: a mount left behind by a VM that no longer exists

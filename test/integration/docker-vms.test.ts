@@ -1,0 +1,267 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { containerOf, docker, dockerTry, inVm } from '../support/docker.ts';
+import { type DockerFixture, dockerFixture } from '../support/fixture.ts';
+
+const SETTINGS = '/var/vcap/bosh/warden-cpi-agent-env.json';
+
+async function waitFor(check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+describe('Docker backend: VMs', () => {
+  let fx: DockerFixture;
+  before(async () => {
+    fx = await dockerFixture('vms');
+  });
+  after(async () => {
+    await fx?.cleanup();
+  });
+
+  test('create_stemcell imports the image with labels, including v3 tags', async () => {
+    const { imagePath } = await import('../support/stemcell.ts').then((m) =>
+      m.buildStemcell(`/tmp/cpi-tags-${fx.director}`),
+    );
+    const cid = await fx.cpi.call<string>(
+      'create_stemcell',
+      [imagePath, {}, { tags: { team: 'bosh "core"' } }],
+      3,
+    );
+    const labels = JSON.parse(
+      docker('image', 'inspect', `bosh-stemcell:${cid}`, '--format', '{{json .Config.Labels}}'),
+    );
+    assert.equal(labels['io.bosh.cpi.stemcell'], cid);
+    assert.equal(labels['io.bosh.cpi.tag.team'], 'bosh "core"');
+    await fx.cpi.call('delete_stemcell', [cid]);
+    assert.notEqual(dockerTry('image', 'inspect', `bosh-stemcell:${cid}`).code, 0);
+    await fx.cpi.call('delete_stemcell', [cid]);
+  });
+
+  test('a light stemcell refers to an image already on the engine, and fails clearly when it is absent', async () => {
+    const missing = await fx.cpi.run('create_stemcell', [
+      '/nonexistent/image',
+      { image_reference: 'no-such-image:1' },
+    ]);
+    assert.equal(missing.response.error?.type, 'Bosh::Clouds::CloudError');
+    assert.match(missing.response.error?.message ?? '', /no-such-image:1.*not on Docker host/);
+    const light = await fx.cpi.call<string>('create_stemcell', [
+      '/nonexistent/image',
+      { image_reference: `bosh-stemcell:${fx.stemcell}` },
+    ]);
+    assert.match(light, /^stemcell-/);
+    await fx.cpi.call('delete_stemcell', [light]);
+    assert.equal(
+      dockerTry('image', 'inspect', `bosh-stemcell:${fx.stemcell}`).code,
+      0,
+      'the referenced image stays',
+    );
+  });
+
+  test('create_vm writes the agent settings (mode 0600) before init starts, with static IP and default route', async () => {
+    const env = {
+      bosh: { password: 'crypted-secret', mbus: { cert: { private_key: 'PRIVATE' } } },
+      persistent_disk_fs: 'ext4',
+    };
+    const [vm, networks] = await fx.cpi.call<[string, Record<string, { ip: string }>]>('create_vm', [
+      'agent-settings',
+      fx.stemcell,
+      { ram: 128 },
+      fx.manual(20),
+      null,
+      env,
+    ]);
+    assert.equal(networks.default?.ip, fx.subnet.ip(20));
+    const c = containerOf(vm);
+    await waitFor(
+      () => dockerTry('exec', c, 'cat', '/var/vcap/bosh/agent-ready').code === 0,
+      'the test agent',
+    );
+    // The stand-in agent records each start; it found its settings on its first start.
+    assert.equal(inVm(c, 'wc -l < /var/vcap/bosh/boots').trim(), '1');
+    assert.equal(inVm(c, `stat -c %a ${SETTINGS}`), '600');
+    const settings = JSON.parse(inVm(c, `cat ${SETTINGS}`));
+    assert.equal(settings.agent_id, 'agent-settings');
+    assert.deepEqual(settings.vm, { name: vm, id: vm });
+    assert.equal(settings.mbus, 'nats://nats:nats-secret-password@127.0.0.1:4222');
+    assert.deepEqual(settings.ntp, ['ntp.example.invalid']);
+    assert.equal(typeof settings.disks.system, 'string');
+    assert.deepEqual(settings.disks.persistent, {});
+    assert.deepEqual(settings.env, env);
+    assert.equal(settings.networks.default.preconfigured, true);
+    assert.equal(settings.networks.default.ip, fx.subnet.ip(20));
+    assert.match(inVm(c, 'ip -4 addr'), new RegExp(`inet ${fx.subnet.ip(20).replace(/\./g, '\\.')}/24`));
+    assert.match(inVm(c, 'ip route'), new RegExp(`default via ${fx.subnet.gateway.replace(/\./g, '\\.')}`));
+    assert.equal(docker('inspect', c, '--format', '{{.HostConfig.Memory}}'), String(128 * 1048576));
+    assert.equal(docker('inspect', c, '--format', '{{.HostConfig.Privileged}}'), 'false');
+    assert.equal(docker('inspect', c, '--format', '{{.HostConfig.RestartPolicy.Name}}'), 'unless-stopped');
+    const labels = docker('inspect', c, '--format', '{{json .Config.Labels}}');
+    assert.doesNotMatch(labels, /crypted-secret|PRIVATE|nats-secret-password/);
+    await fx.cpi.call('delete_vm', [vm]);
+  });
+
+  test('v1 callers get a bare VM CID', async () => {
+    const vm = await fx.cpi.call<string>(
+      'create_vm',
+      ['agent-v1', fx.stemcell, {}, fx.manual(21), [], {}],
+      1,
+    );
+    assert.match(vm, /^vm-[0-9a-f-]{36}$/);
+    await fx.cpi.call('delete_vm', [vm]);
+  });
+
+  test('a dynamic network gets its address from the engine, reported in the result and the settings', async () => {
+    const [vm, networks] = await fx.cpi.call<[string, Record<string, { ip?: string; netmask?: string }>]>(
+      'create_vm',
+      [
+        'agent-dynamic',
+        fx.stemcell,
+        {},
+        { dyn: { type: 'dynamic', dns: [], default: ['dns', 'gateway'], cloud_properties: {} } },
+        [],
+        {},
+      ],
+    );
+    const ip = networks.dyn?.ip;
+    assert.ok(ip && /^\d+\.\d+\.\d+\.\d+$/.test(ip), `dynamic ip reported: ${JSON.stringify(networks)}`);
+    const c = containerOf(vm);
+    assert.equal(docker('inspect', c, '--format', '{{.NetworkSettings.Networks.bridge.IPAddress}}'), ip);
+    const settings = JSON.parse(inVm(c, `cat ${SETTINGS}`));
+    assert.equal(settings.networks.dyn.ip, ip);
+    await fx.cpi.call('delete_vm', [vm]);
+  });
+
+  test('ephemeral_disk.size gives a size-bounded /var/vcap/data; ports are published only when asked', async () => {
+    const [vm] = await fx.cpi.call<[string]>('create_vm', [
+      'agent-eph',
+      fx.stemcell,
+      { ephemeral_disk: { size: 64 }, ports: ['127.0.0.1:0:6868/tcp'] },
+      fx.manual(22),
+      [],
+      {},
+    ]);
+    const c = containerOf(vm);
+    const sizeKiB = Number(inVm(c, "df -k /var/vcap/data | tail -1 | awk '{print $2}'"));
+    assert.ok(sizeKiB > 40 * 1024 && sizeKiB <= 64 * 1024, `ephemeral size ${sizeKiB} KiB`);
+    assert.match(docker('port', c), /6868\/tcp -> 127\.0\.0\.1:\d+/);
+    await fx.cpi.call('delete_vm', [vm]);
+    assert.equal(dockerTry('inspect', c).code === 0, false);
+    const leftovers = docker('volume', 'ls', '-q', '--filter', `label=io.bosh.cpi.vm=${vm}`);
+    assert.equal(leftovers, '');
+  });
+
+  test('has_vm, set_vm_metadata, reboot_vm and idempotent delete_vm', async () => {
+    const [vm] = await fx.cpi.call<[string]>('create_vm', [
+      'agent-meta',
+      fx.stemcell,
+      {},
+      fx.manual(23),
+      [],
+      {},
+    ]);
+    assert.equal(await fx.cpi.call('has_vm', [vm]), true);
+    await fx.cpi.call('set_vm_metadata', [
+      vm,
+      { deployment: 'dep', instance_group: 'web', index: '3', director: 'd' },
+    ]);
+    const c = containerOf(vm);
+    assert.equal(docker('inspect', c, '--format', '{{.Name}}'), `/dep_web_3_${vm}`);
+    assert.deepEqual(JSON.parse(inVm(c, 'cat /var/vcap/bosh/cpi-metadata.json')).instance_group, 'web');
+    // The renamed container is still found by its CID.
+    assert.equal(await fx.cpi.call('has_vm', [vm]), true);
+
+    const startedBefore = docker('inspect', c, '--format', '{{.State.StartedAt}}');
+    await fx.cpi.call('reboot_vm', [vm]);
+    assert.notEqual(docker('inspect', c, '--format', '{{.State.StartedAt}}'), startedBefore);
+    await waitFor(
+      () => dockerTry('exec', c, 'sh', '-c', 'test $(wc -l < /var/vcap/bosh/boots) -eq 2').code === 0,
+      'second boot',
+    );
+
+    await fx.cpi.call('delete_vm', [vm]);
+    assert.equal(await fx.cpi.call('has_vm', [vm]), false);
+    const again = await fx.cpi.run('delete_vm', [vm]);
+    assert.equal(again.exitCode, 0);
+    assert.equal(again.response.error?.type, 'Bosh::Clouds::VMNotFound');
+    assert.equal((await fx.cpi.run('reboot_vm', [vm])).response.error?.type, 'Bosh::Clouds::VMNotFound');
+  });
+
+  test('a VM CID of another shape is simply not found', async () => {
+    for (const cid of [
+      '../../etc',
+      '$(reboot)',
+      'disk-00000000-0000-0000-0000-000000000000',
+      'bosh-cpi-helper',
+    ]) {
+      assert.equal(await fx.cpi.call('has_vm', [cid]), false, cid);
+      assert.equal(
+        (await fx.cpi.run('delete_vm', [cid])).response.error?.type,
+        'Bosh::Clouds::VMNotFound',
+        cid,
+      );
+    }
+  });
+
+  test('create_vm with a missing stemcell fails as VMCreationFailed without retry, leaving nothing', async () => {
+    const before = docker('ps', '-aq', '--filter', `label=io.bosh.cpi.director=${fx.director}`);
+    const run = await fx.cpi.run('create_vm', [
+      'agent-x',
+      'stemcell-00000000-0000-0000-0000-000000000000',
+      {},
+      fx.manual(24),
+      [],
+      {},
+    ]);
+    assert.equal(run.response.error?.type, 'Bosh::Clouds::VMCreationFailed');
+    assert.equal(run.response.error?.ok_to_retry, false);
+    assert.equal(docker('ps', '-aq', '--filter', `label=io.bosh.cpi.director=${fx.director}`), before);
+  });
+
+  test('a failure half-way through create_vm removes the container and its volume', async () => {
+    const [vm] = await fx.cpi.call<[string]>('create_vm', [
+      'agent-a',
+      fx.stemcell,
+      {},
+      fx.manual(25),
+      [],
+      {},
+    ]);
+    // The same static IP again: the engine refuses at start, after the container and volume exist.
+    const run = await fx.cpi.run('create_vm', ['agent-b', fx.stemcell, {}, fx.manual(25), [], {}]);
+    assert.equal(run.response.error?.type, 'Bosh::Clouds::VMCreationFailed');
+    assert.match(run.response.error?.message ?? '', /agent-b/);
+    const containers = docker('ps', '-aq', '--filter', `label=io.bosh.cpi.agent-id=agent-b`);
+    assert.equal(containers, '');
+    const volumes = docker('volume', 'ls', '-q', '--filter', 'label=io.bosh.cpi').split('\n').filter(Boolean);
+    for (const v of volumes) {
+      const owner = docker('volume', 'inspect', v, '--format', '{{index .Labels "io.bosh.cpi.vm"}}');
+      assert.equal(
+        dockerTry('ps', '-aq', '--filter', `label=io.bosh.cpi.vm=${owner}`).stdout !== '',
+        true,
+        `orphan volume ${v}`,
+      );
+    }
+    await fx.cpi.call('delete_vm', [vm]);
+  });
+
+  test('calculate_vm_cloud_properties maps sizes to the properties this backend honours', async () => {
+    const props = await fx.cpi.call('calculate_vm_cloud_properties', [
+      { cpu: 2, ram: 1024, ephemeral_disk_size: 2048 },
+    ]);
+    assert.deepEqual(props, { cpu: 2, ram: 1024, ephemeral_disk: { size: 2048 } });
+  });
+
+  test('configure_networks is NotSupported and current_vm_id NotImplemented', async () => {
+    const r1 = await fx.cpi.run('configure_networks', [
+      'vm-00000000-0000-0000-0000-000000000000',
+      fx.manual(1),
+    ]);
+    assert.equal(r1.response.error?.type, 'Bosh::Clouds::NotSupported');
+    const r2 = await fx.cpi.run('current_vm_id', []);
+    assert.equal(r2.response.error?.type, 'Bosh::Clouds::NotImplemented');
+  });
+});
