@@ -248,6 +248,22 @@ describe('Docker backend: VMs', () => {
     await fx.cpi.call('delete_vm', [vm]);
   });
 
+  test('with two networks the default route is on the one whose default includes gateway, also after reboot', async () => {
+    const other = fx.subnet.base.replace(/\.(\d+)$/, (_m, n) => `.${(Number(n) + 1) % 250}`);
+    const networks = {
+      aaa: { type: 'manual', ip: `${other}.5`, netmask: '255.255.255.0', gateway: `${other}.1`, default: ['dns'], cloud_properties: {} },
+      zzz: { type: 'manual', ip: fx.subnet.ip(26), netmask: '255.255.255.0', gateway: fx.subnet.gateway, default: ['gateway'], cloud_properties: {} },
+    };
+    const [vm] = await fx.cpi.call<[string]>('create_vm', ['agent-two-nets', fx.stemcell, {}, networks, [], {}]);
+    const c = containerOf(vm);
+    const gw = fx.subnet.gateway.replace(/\./g, '\\.');
+    assert.match(inVm(c, 'ip route | grep ^default'), new RegExp(`^default via ${gw}`));
+    assert.match(inVm(c, 'ip -4 addr'), new RegExp(`inet ${other.replace(/\./g, '\\.')}\\.5/24`));
+    await fx.cpi.call('reboot_vm', [vm]);
+    assert.match(inVm(c, 'ip route | grep ^default'), new RegExp(`^default via ${gw}`));
+    await fx.cpi.call('delete_vm', [vm]);
+  });
+
   test('calculate_vm_cloud_properties maps sizes to the properties this backend honours', async () => {
     const props = await fx.cpi.call('calculate_vm_cloud_properties', [
       { cpu: 2, ram: 1024, ephemeral_disk_size: 2048 },

@@ -7,7 +7,8 @@ import { createTar } from './engine/tar.ts';
 import { HOST_SCRIPT } from './host-script.ts';
 import { LABELS } from './labels.ts';
 
-export const HELPER_CONTAINER = 'bosh-cpi-helper';
+/** Bumped whenever the helper's container spec changes, so an older helper is replaced. */
+export const HELPER_CONTAINER = 'bosh-cpi-helper-2';
 
 /**
  * The helper's image holds nothing but links into the host's root filesystem (bound at /host),
@@ -114,6 +115,12 @@ export class HostHelper {
         () => {},
       );
     }
+    for (const old of await containers.list([`${LABELS.role}=helper`])) {
+      if (!old.Names.includes(`/${HELPER_CONTAINER}`)) {
+        this.logger.info(`Removing the helper of an older CPI version, ${old.Names.join(', ')}`);
+        await containers.remove(old.Id, { force: true });
+      }
+    }
     const existing = await containers.inspect(HELPER_CONTAINER);
     if (!existing) {
       this.logger.info(`Creating the helper container ${HELPER_CONTAINER} on ${this.docker.endpoint}`);
@@ -126,7 +133,7 @@ export class HostHelper {
             Binds: ['/:/host:ro'],
             PidMode: 'host',
             NetworkMode: 'none',
-            CapAdd: ['SYS_ADMIN', 'SYS_PTRACE', 'SYS_CHROOT', 'MKNOD'],
+            CapAdd: ['SYS_ADMIN', 'SYS_PTRACE', 'SYS_CHROOT', 'MKNOD', 'NET_ADMIN'],
             SecurityOpt: ['seccomp=unconfined', 'apparmor=unconfined'],
             // Loop devices (block major 7) and /dev/loop-control.
             DeviceCgroupRules: ['b 7:* rwm', 'c 10:237 rwm'],

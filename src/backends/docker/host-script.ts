@@ -242,6 +242,9 @@ resize-disk) # <disk_cid> <size MiB>
   trap - EXIT
   echo "size $(stat -c %s "$img")"
   ;;
+set-default-route) # <container pid> <gateway>: the engine picks the default route by network name
+  nsenter -t "$1" -n ip route replace default via "$2" || die 1 "cannot set the default route via $2"
+  ;;
 *)
   die 2 "unknown operation $op"
   ;;

@@ -1,5 +1,6 @@
 import { buildAgentSettings } from '../../agent/settings.ts';
-import type { CloudProperties, CreatedVm, CreateVmInput, Metadata, VmResources } from '../../cpi/types.ts';
+import type { CloudProperties, CreatedVm, CreateVmInput, Metadata, Networks, VmResources } from '../../cpi/types.ts';
+import { parseIpv4 } from '../../util/ipv4.ts';
 import { CpiFailure, cloudError, vmCreationFailed, vmNotFound } from '../../rpc/errors.ts';
 import type { DockerContext } from './context.ts';
 import { DockerApiError } from './engine/client.ts';
@@ -8,13 +9,14 @@ import type { ContainerSummary } from './engine/types.ts';
 import { isId, newId, stemcellImageRef } from './ids.ts';
 import { LABELS } from './labels.ts';
 import {
+  defaultGatewayNetwork,
   dnsServers,
   type NetworkAttachment,
   planNetworks,
   portBindings,
   reportNetworks,
 } from './networking.ts';
-import { MOUNT_POINT_IN_VM, SETTINGS_DIR, writeSettings } from './settings-file.ts';
+import { MOUNT_POINT_IN_VM, readSettings, SETTINGS_DIR, writeSettings } from './settings-file.ts';
 import { removeUnusedStemcellImage } from './stemcells.ts';
 
 const EPHEMERAL_MOUNT = '/var/vcap/data';
@@ -158,6 +160,7 @@ export async function createVm(ctx: DockerContext, input: CreateVmInput): Promis
       networks = reportNetworks(input.networks, plan, inspected?.NetworkSettings.Networks ?? {});
       await writeSettings(ctx.containers, created.container, vmCid, settingsFor(networks));
     }
+    await applyDefaultRoute(ctx, created.container, networks);
     ctx.logger.info(
       `Created VM ${vmCid} (container ${created.container.slice(0, 12)}) from stemcell ${input.stemcellCid}`,
     );
@@ -239,9 +242,28 @@ async function removeUnusedNetworks(ctx: DockerContext): Promise<void> {
   }
 }
 
+/**
+ * With several networks the engine puts the default route on the first network by name; BOSH
+ * wants it on the network whose `default` includes "gateway". The route is set inside the
+ * container's network namespace from the host, so the stemcell needs no tools for it.
+ */
+async function applyDefaultRoute(ctx: DockerContext, containerId: string, networks: Networks): Promise<void> {
+  if (Object.values(networks).filter((n) => n.type !== 'vip').length < 2) return;
+  const name = defaultGatewayNetwork(networks);
+  const gateway = name ? networks[name]?.gateway : undefined;
+  if (!gateway || parseIpv4(gateway) === undefined) return;
+  const inspected = await ctx.containers.inspect(containerId);
+  if (!inspected?.State.Running) return;
+  const res = await ctx.host.run('set-default-route', [String(inspected.State.Pid), gateway]);
+  if (res.exitCode !== 0) throw cloudError(`Setting the default route via ${gateway} (network '${name}') failed: ${res.stderr}`);
+  ctx.logger.info(`Default route via ${gateway} on network '${name}'`);
+}
+
 export async function rebootVm(ctx: DockerContext, vmCid: string): Promise<void> {
   const vm = await requireVm(ctx, vmCid);
   await ctx.containers.restart(vm.Id, 30);
+  const settings = await readSettings(ctx.containers, vm.Id);
+  if (settings) await applyDefaultRoute(ctx, vm.Id, settings.networks as Networks);
   ctx.logger.info(`Restarted VM ${vmCid}; its persistent disks stay mounted`);
 }
 
