@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { runCpi, request, writeConfig } from '../support/cpi.ts';
+import { request, runCpi, writeConfig } from '../support/cpi.ts';
 import { type DockerFixture, dockerFixture } from '../support/fixture.ts';
 
 const USER = 'bosh-cpi-test';
@@ -12,7 +12,8 @@ describe('Docker backend: reaching the engine', () => {
   let fx: DockerFixture;
   before(async () => {
     fx = await dockerFixture('access');
-    if (spawnSync('id', [USER]).status !== 0) execFileSync('useradd', ['--no-create-home', '--shell', '/bin/sh', USER]);
+    if (spawnSync('id', [USER]).status !== 0)
+      execFileSync('useradd', ['--no-create-home', '--shell', '/bin/sh', USER]);
     execFileSync('usermod', ['-aG', 'docker', USER]);
   });
   after(async () => {
@@ -50,7 +51,10 @@ describe('Docker backend: reaching the engine', () => {
     assert.equal(run.response.error?.type, 'Bosh::Clouds::CloudError');
     assert.equal(run.response.error?.ok_to_retry, true);
     assert.match(run.response.error?.message ?? '', /unix:\/\/\/run\/no-such-docker\.sock.*socket not found/);
-    const tcp = writeConfig({ docker: { host: 'tcp://127.0.0.1:1', data_dir: fx.dataDir }, agent: { mbus: 'nats://127.0.0.1:4222' } });
+    const tcp = writeConfig({
+      docker: { host: 'tcp://127.0.0.1:1', data_dir: fx.dataDir },
+      agent: { mbus: 'nats://127.0.0.1:4222' },
+    });
     const refused = await runCpi(tcp, request('has_disk', ['disk-00000000-0000-0000-0000-000000000000'], 2));
     assert.match(refused.response.error?.message ?? '', /tcp:\/\/127\.0\.0\.1:1.*connection refused/);
   });

@@ -251,10 +251,31 @@ describe('Docker backend: VMs', () => {
   test('with two networks the default route is on the one whose default includes gateway, also after reboot', async () => {
     const other = fx.subnet.base.replace(/\.(\d+)$/, (_m, n) => `.${(Number(n) + 1) % 250}`);
     const networks = {
-      aaa: { type: 'manual', ip: `${other}.5`, netmask: '255.255.255.0', gateway: `${other}.1`, default: ['dns'], cloud_properties: {} },
-      zzz: { type: 'manual', ip: fx.subnet.ip(26), netmask: '255.255.255.0', gateway: fx.subnet.gateway, default: ['gateway'], cloud_properties: {} },
+      aaa: {
+        type: 'manual',
+        ip: `${other}.5`,
+        netmask: '255.255.255.0',
+        gateway: `${other}.1`,
+        default: ['dns'],
+        cloud_properties: {},
+      },
+      zzz: {
+        type: 'manual',
+        ip: fx.subnet.ip(26),
+        netmask: '255.255.255.0',
+        gateway: fx.subnet.gateway,
+        default: ['gateway'],
+        cloud_properties: {},
+      },
     };
-    const [vm] = await fx.cpi.call<[string]>('create_vm', ['agent-two-nets', fx.stemcell, {}, networks, [], {}]);
+    const [vm] = await fx.cpi.call<[string]>('create_vm', [
+      'agent-two-nets',
+      fx.stemcell,
+      {},
+      networks,
+      [],
+      {},
+    ]);
     const c = containerOf(vm);
     const gw = fx.subnet.gateway.replace(/\./g, '\\.');
     assert.match(inVm(c, 'ip route | grep ^default'), new RegExp(`^default via ${gw}`));
@@ -262,6 +283,40 @@ describe('Docker backend: VMs', () => {
     await fx.cpi.call('reboot_vm', [vm]);
     assert.match(inVm(c, 'ip route | grep ^default'), new RegExp(`^default via ${gw}`));
     await fx.cpi.call('delete_vm', [vm]);
+  });
+
+  test('create_network makes a Director-managed network that VMs join; delete_network removes it', async () => {
+    const base = fx.subnet.base.replace(/\.(\d+)$/, (_m, n) => `.${(Number(n) + 2) % 250}`);
+    const [id, subnet, props] = await fx.cpi.call<
+      [string, { range: string; gateway: string }, { name: string }]
+    >('create_network', [
+      { type: 'manual', range: `${base}.0/24`, gateway: `${base}.1`, cloud_properties: {} },
+    ]);
+    assert.match(id, /^net-/);
+    assert.deepEqual(subnet, { range: `${base}.0/24`, gateway: `${base}.1`, reserved: [] });
+    assert.equal(props.name, id);
+    const net = {
+      m: {
+        type: 'manual',
+        ip: `${base}.9`,
+        netmask: '255.255.255.0',
+        gateway: `${base}.1`,
+        cloud_properties: props,
+      },
+    };
+    const [vm] = await fx.cpi.call<[string]>('create_vm', ['agent-managed', fx.stemcell, {}, net, [], {}]);
+    assert.match(
+      inVm(containerOf(vm), 'ip -4 addr'),
+      new RegExp(`inet ${base.replace(/\./g, '\\.')}\\.9/24`),
+    );
+    const busy = await fx.cpi.run('delete_network', [id]);
+    assert.equal(busy.response.error?.type, 'Bosh::Clouds::CloudError');
+    await fx.cpi.call('delete_vm', [vm]);
+    await fx.cpi.call('delete_network', [id]);
+    assert.equal(
+      (await fx.cpi.run('delete_network', [id])).response.error?.type,
+      'Bosh::Clouds::NetworkNotFound',
+    );
   });
 
   test('calculate_vm_cloud_properties maps sizes to the properties this backend honours', async () => {

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
  * Cloud IDs of this backend: a kind prefix and a UUID. Anything else is rejected before it
  * reaches the engine or a path on the host, so `../../etc` or `$(reboot)` can never name a file.
  */
-export type IdKind = 'vm' | 'disk' | 'snap' | 'stemcell';
+export type IdKind = 'vm' | 'disk' | 'snap' | 'stemcell' | 'net';
 
 const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 const PATTERNS: Record<IdKind, RegExp> = {
@@ -12,6 +12,7 @@ const PATTERNS: Record<IdKind, RegExp> = {
   disk: new RegExp(`^disk-${UUID}$`),
   snap: new RegExp(`^snap-${UUID}$`),
   stemcell: new RegExp(`^stemcell-${UUID}$`),
+  net: new RegExp(`^net-${UUID}$`),
 };
 
 export const newId = (kind: IdKind): string => `${kind}-${randomUUID()}`;

@@ -5,6 +5,7 @@ import { DockerContext } from './context.ts';
 import * as disks from './disks.ts';
 import { DockerApiError, DockerClient } from './engine/client.ts';
 import { TransportError } from './engine/transport.ts';
+import * as managedNetworks from './managed-networks.ts';
 import * as stemcells from './stemcells.ts';
 import * as vms from './vms.ts';
 
@@ -60,6 +61,8 @@ export function create(context: BackendContext): Backend {
     },
     snapshotDisk: (cid, metadata) => disks.snapshotDisk(ctx, cid, metadata),
     deleteSnapshot: (cid) => disks.deleteSnapshot(ctx, cid),
+    createNetwork: (definition) => managedNetworks.createNetwork(ctx, definition),
+    deleteNetwork: (id) => managedNetworks.deleteNetwork(ctx, id),
     close: () => client.close(),
   };
   return guarded(backend);

@@ -1,7 +1,14 @@
 import { buildAgentSettings } from '../../agent/settings.ts';
-import type { CloudProperties, CreatedVm, CreateVmInput, Metadata, Networks, VmResources } from '../../cpi/types.ts';
-import { parseIpv4 } from '../../util/ipv4.ts';
+import type {
+  CloudProperties,
+  CreatedVm,
+  CreateVmInput,
+  Metadata,
+  Networks,
+  VmResources,
+} from '../../cpi/types.ts';
 import { CpiFailure, cloudError, vmCreationFailed, vmNotFound } from '../../rpc/errors.ts';
+import { parseIpv4 } from '../../util/ipv4.ts';
 import type { DockerContext } from './context.ts';
 import { DockerApiError } from './engine/client.ts';
 import type { TarEntry } from './engine/tar.ts';
@@ -255,7 +262,8 @@ async function applyDefaultRoute(ctx: DockerContext, containerId: string, networ
   const inspected = await ctx.containers.inspect(containerId);
   if (!inspected?.State.Running) return;
   const res = await ctx.host.run('set-default-route', [String(inspected.State.Pid), gateway]);
-  if (res.exitCode !== 0) throw cloudError(`Setting the default route via ${gateway} (network '${name}') failed: ${res.stderr}`);
+  if (res.exitCode !== 0)
+    throw cloudError(`Setting the default route via ${gateway} (network '${name}') failed: ${res.stderr}`);
   ctx.logger.info(`Default route via ${gateway} on network '${name}'`);
 }
 
