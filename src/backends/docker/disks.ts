@@ -30,6 +30,9 @@ function fail(res: HostResult, what: string): never {
   throw cloudError(`${what}: ${res.stderr || `the host operation exited with ${res.exitCode}`}`);
 }
 
+/** The VM a disk is mounted for, from the host script's "attached <vm_cid>" message. */
+const holderOf = (res: HostResult) => /attached (vm-[0-9a-f-]+)/.exec(res.stderr)?.[1] ?? '';
+
 function requireDiskId(diskCid: string): void {
   if (!isId('disk', diskCid)) throw diskNotFound(diskCid);
 }
@@ -64,7 +67,8 @@ export async function deleteDisk(ctx: DockerContext, diskCid: string): Promise<v
   requireDiskId(diskCid);
   let res = await ctx.host.run('delete-disk', [diskCid]);
   if (res.exitCode === IN_USE_ELSEWHERE) {
-    const holder = res.stderr.replace(/^attached /, '');
+    const holder = holderOf(res);
+    if (!holder) fail(res, `Disk '${diskCid}' is in use`);
     if (await findVm(ctx, holder))
       throw cloudError(`Disk '${diskCid}' is attached to VM '${holder}'; detach it before deleting it`);
     await releaseStale(ctx, holder, diskCid);
@@ -130,7 +134,8 @@ export async function attachDisk(ctx: DockerContext, vmCid: string, diskCid: str
   requireDiskId(diskCid);
   let res = await ctx.host.run('attach-disk', [vmCid, diskCid]);
   if (res.exitCode === IN_USE_ELSEWHERE) {
-    const holder = res.stderr.replace(/^attached /, '');
+    const holder = holderOf(res);
+    if (!holder) fail(res, `Disk '${diskCid}' is in use`);
     if (await findVm(ctx, holder))
       throw cloudError(
         `Disk '${diskCid}' is attached to VM '${holder}'; detach it there before attaching it to '${vmCid}'`,

@@ -42,17 +42,18 @@ function helperImageTar(): Buffer {
 const ENTER_HOST = `
 pid=""
 for p in /proc/[0-9]*; do
-  read -r c < "$p/comm" 2>/dev/null || continue
+  read -r c 2>/dev/null < "$p/comm" || continue
   if [ "$c" = dockerd ]; then pid=$(basename "$p"); break; fi
 done
 if [ -z "$pid" ]; then
   for p in /proc/[0-9]*; do
-    read -r c < "$p/comm" 2>/dev/null || continue
+    read -r c 2>/dev/null < "$p/comm" || continue
     if [ "$c" = containerd ]; then pid=$(basename "$p"); break; fi
   done
 fi
 [ -n "$pid" ] || { echo "cannot find dockerd or containerd among the host's processes" >&2; exit 90; }
-exec nsenter -t "$pid" -m -- /bin/sh -c "$0" sh "$@"
+script=$1; shift
+exec nsenter -t "$pid" -m -- /bin/sh -c "$script" bosh-cpi-host "$@"
 `;
 
 export interface HostResult {
@@ -76,7 +77,7 @@ export class HostHelper {
   ) {}
 
   async run(operation: string, args: string[]): Promise<HostResult> {
-    const cmd = ['/bin/sh', '-c', ENTER_HOST, HOST_SCRIPT, operation, this.dataDir, ...args];
+    const cmd = ['/bin/sh', '-c', ENTER_HOST, 'bosh-cpi-host', HOST_SCRIPT, operation, this.dataDir, ...args];
     const what = `Running '${operation}' on the Docker host`;
     let result: Awaited<ReturnType<typeof execInContainer>>;
     try {
