@@ -236,7 +236,9 @@ describe('Docker backend: VMs', () => {
     assert.match(run.response.error?.message ?? '', /agent-b/);
     const containers = docker('ps', '-aq', '--filter', `label=io.bosh.cpi.agent-id=agent-b`);
     assert.equal(containers, '');
-    const volumes = docker('volume', 'ls', '-q', '--filter', 'label=io.bosh.cpi').split('\n').filter(Boolean);
+    const volumes = docker('volume', 'ls', '-q', '--filter', `label=io.bosh.cpi.director=${fx.director}`)
+      .split('\n')
+      .filter(Boolean);
     for (const v of volumes) {
       const owner = docker('volume', 'inspect', v, '--format', '{{index .Labels "io.bosh.cpi.vm"}}');
       assert.equal(

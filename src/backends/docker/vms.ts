@@ -110,7 +110,11 @@ export async function createVm(ctx: DockerContext, input: CreateVmInput): Promis
         throw cloudError(`Creating the ${ephemeralSize} MiB ephemeral disk failed: ${res.stderr}`);
       ephemeralBind = `${ctx.props.data_dir}/ephemeral/${vmCid}:${EPHEMERAL_MOUNT}`;
     } else {
-      await ctx.volumes.create(ephemeralVolume(vmCid), { [LABELS.cpi]: 'docker', [LABELS.vm]: vmCid });
+      await ctx.volumes.create(ephemeralVolume(vmCid), {
+        [LABELS.cpi]: 'docker',
+        [LABELS.vm]: vmCid,
+        [LABELS.director]: ctx.directorUuid,
+      });
       created.volume = true;
       ephemeralBind = `${ephemeralVolume(vmCid)}:${EPHEMERAL_MOUNT}`;
     }
