@@ -321,6 +321,28 @@ describe('Docker backend: VMs', () => {
     );
   });
 
+  test('delete_stemcell while a VM uses it: the image goes with the last VM, leaving no dangling image', async () => {
+    const { imagePath } = await import('../support/stemcell.ts').then((m) =>
+      m.buildStemcell(`/tmp/cpi-inuse-${fx.director}`),
+    );
+    const stemcell = await fx.cpi.call<string>('create_stemcell', [imagePath, {}]);
+    const imageId = docker('image', 'inspect', `bosh-stemcell:${stemcell}`, '--format', '{{.Id}}');
+    const [vm] = await fx.cpi.call<[string]>('create_vm', [
+      'agent-inuse',
+      stemcell,
+      {},
+      fx.manual(27),
+      [],
+      {},
+    ]);
+    await fx.cpi.call('delete_stemcell', [stemcell]);
+    assert.notEqual(dockerTry('image', 'inspect', `bosh-stemcell:${stemcell}`).code, 0, 'the tag is gone');
+    assert.equal(dockerTry('image', 'inspect', imageId).code, 0, 'the image stays while the VM runs');
+    assert.equal(await fx.cpi.call('has_vm', [vm]), true);
+    await fx.cpi.call('delete_vm', [vm]);
+    assert.notEqual(dockerTry('image', 'inspect', imageId).code, 0, 'the image went with its last VM');
+  });
+
   test('calculate_vm_cloud_properties maps sizes to the properties this backend honours', async () => {
     const props = await fx.cpi.call('calculate_vm_cloud_properties', [
       { cpu: 2, ram: 1024, ephemeral_disk_size: 2048 },
