@@ -76,7 +76,7 @@ export async function handleCall(env: CallEnvironment): Promise<CpiResponse> {
   } catch (e) {
     const failure = asCpiFailure(e);
     logger.error(`${failure.type}: ${failure.message}`);
-    if (e instanceof Error && !(e instanceof CpiFailure) && e.stack) logger.debug(e.stack);
+    if (e instanceof Error && !(e instanceof CpiFailure) && e.stack) logger.trace(e.stack);
     return errorResponse(failure, logger.text(), redactor.redact);
   } finally {
     backend?.close?.();

@@ -43,10 +43,19 @@ export class Logger {
     }
   }
 
-  private write(level: Level, message: string): void {
-    const line = this.redactor.redact(
+  /** Stderr only: detail such as stack traces is for the operator, not for the response's `log`. */
+  trace(message: string): void {
+    this.sink(this.format('DEBUG', message));
+  }
+
+  private format(level: Level, message: string): string {
+    return this.redactor.redact(
       `${new Date().toISOString()} [req_id ${this.requestId}] [${this.method}] ${level} ${message}`,
     );
+  }
+
+  private write(level: Level, message: string): void {
+    const line = this.format(level, message);
     this.sink(line);
     this.lines.push(line);
     this.bytes += line.length + 1;
