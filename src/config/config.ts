@@ -3,6 +3,7 @@ import type { AgentConfig } from '../cpi/types.ts';
 import { cpiError } from '../rpc/errors.ts';
 import type { CpiContext } from '../rpc/request.ts';
 import { anyObject, arrayOf, CheckFailure, object, optional, str } from '../util/check.ts';
+import { jsonSyntaxError } from '../util/json.ts';
 
 export interface CpiConfig {
   plugin: string;
@@ -41,7 +42,7 @@ export function readConfigFile(path: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw cpiError(`Config file '${path}' is not valid JSON: ${(e as Error).message}`);
+    throw cpiError(`Config file '${path}' is not valid JSON: ${jsonSyntaxError(e)}`);
   }
 }
 

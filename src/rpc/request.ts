@@ -1,3 +1,4 @@
+import { jsonSyntaxError } from '../util/json.ts';
 import { cpiError, notImplemented } from './errors.ts';
 
 export const MAX_API_VERSION = 3;
@@ -35,7 +36,7 @@ export function parseRequest(bytes: Buffer): CpiRequest {
   try {
     parsed = JSON.parse(text);
   } catch (e) {
-    throw cpiError(`Request is not valid JSON: ${(e as Error).message}`);
+    throw cpiError(`Request is not valid JSON: ${jsonSyntaxError(e)}`);
   }
   if (!isObject(parsed)) throw cpiError('Request must be a JSON object');
   const { method, arguments: args, context = {}, api_version: apiVersion = 1 } = parsed;
