@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { before, describe, test } from 'node:test';
+import { ErrorType } from '../../src/rpc/errors.ts';
+import { type CpiRun, REPO, request, runCpi, writeConfig } from '../support/cpi.ts';
+
+/**
+ * The real bin/cpi, spawned the way the Director and the CLI spawn it. Nothing listens on
+ * 127.0.0.1:1, so no call here can reach a Docker engine.
+ */
+const UNREACHABLE_DOCKER = 'tcp://127.0.0.1:1';
+const VALID_PROPERTIES = {
+  agent: { mbus: 'nats://nats:nats-password@10.0.0.6:4222' },
+  docker: { host: UNREACHABLE_DOCKER },
+};
+const KNOWN_TYPES: readonly string[] = Object.values(ErrorType);
+
+before(() => {
+  // The tests exercise dist/cpi.cjs: build it from the sources under test.
+  execFileSync(process.execPath, ['scripts/build.mjs'], { cwd: REPO, stdio: 'inherit' });
+});
+
+/** What every run must satisfy: exit 0 and exactly one JSON line on stdout, in the Director's schema. */
+function assertOneResponseLine(run: CpiRun): void {
+  assert.equal(run.exitCode, 0, `exit code; stderr: ${run.stderr}`);
+  assert.ok(run.stdout.endsWith('\n'), 'the response ends with a newline');
+  assert.equal(run.stdout.split('\n').length, 2, `exactly one line on stdout: ${JSON.stringify(run.stdout)}`);
+  const response = JSON.parse(run.stdout) as Record<string, unknown>;
+  assert.deepEqual(Object.keys(response).sort(), ['error', 'log', 'result']);
+  assert.equal(typeof response.log, 'string');
+  if (response.error !== null) {
+    const error = response.error as Record<string, unknown>;
+    assert.deepEqual(Object.keys(error).sort(), ['message', 'ok_to_retry', 'type']);
+    assert.ok(
+      KNOWN_TYPES.includes(error.type as string),
+      `error type ${String(error.type)} is known to the Director`,
+    );
+    assert.equal(typeof error.message, 'string');
+    assert.equal(typeof error.ok_to_retry, 'boolean');
+    assert.equal(response.result, null);
+  }
+}
+
+describe('bin/cpi', () => {
+  test('info prints a valid response and exits 0', async () => {
+    const run = await runCpi(writeConfig(VALID_PROPERTIES), request('info', []));
+    assertOneResponseLine(run);
+    assert.deepEqual(run.response.result, {
+      stemcell_formats: ['warden-tar', 'general-tar', 'docker-light', 'warden-light'],
+      api_version: 3,
+    });
+    assert.equal(run.response.error, null);
+  });
+
+  test('info works with each config-path form real wrappers use', async () => {
+    const path = writeConfig(VALID_PROPERTIES);
+    for (const argv of [
+      [`-configPath=${path}`],
+      ['--configPath', path],
+      ['--config', path],
+      [`--config=${path}`],
+    ]) {
+      const run = await runCpi(path, request('info', []), { argv });
+      assertOneResponseLine(run);
+      assert.equal(run.response.error, null, `${argv.join(' ')}: ${run.stdout}`);
+    }
+  });
+
+  test('garbage on stdin is a CpiError response, exit 0', async () => {
+    const run = await runCpi(writeConfig(VALID_PROPERTIES), 'GET / HTTP/1.1\r\n\r\n');
+    assertOneResponseLine(run);
+    assert.equal(run.response.error?.type, 'Bosh::Clouds::CpiError');
+  });
+
+  test('empty stdin and non-UTF-8 bytes are CpiError responses, exit 0', async () => {
+    for (const input of [Buffer.alloc(0), Buffer.from([0x7b, 0xff, 0xfe, 0x7d])]) {
+      const run = await runCpi(writeConfig(VALID_PROPERTIES), input);
+      assertOneResponseLine(run);
+      assert.equal(run.response.error?.type, 'Bosh::Clouds::CpiError');
+    }
+  });
+
+  test('an invalid config is a CpiError response naming the field, exit 0', async () => {
+    const cases: Array<[Record<string, unknown>, string, RegExp]> = [
+      [{ docker: {} }, 'docker', /config\.cloud\.properties\.agent/],
+      [{ agent: { mbus: 'ftp://x' } }, 'docker', /config\.cloud\.properties\.agent\.mbus/],
+      [VALID_PROPERTIES, 'vsphere', /config\.cloud\.plugin must be one of "docker"/],
+      [
+        { ...VALID_PROPERTIES, docker: { host: 'docker.example.com' } },
+        'docker',
+        /config\.cloud\.properties\.docker\.host/,
+      ],
+    ];
+    for (const [properties, plugin, field] of cases) {
+      const run = await runCpi(writeConfig(properties, plugin), request('info', []));
+      assertOneResponseLine(run);
+      assert.equal(run.response.error?.type, 'Bosh::Clouds::CpiError');
+      assert.match(run.response.error?.message ?? '', field);
+    }
+  });
+
+  test('a missing config file is a CpiError response, exit 0', async () => {
+    const run = await runCpi('/nonexistent/cpi.json', request('info', []));
+    assertOneResponseLine(run);
+    assert.equal(run.response.error?.type, 'Bosh::Clouds::CpiError');
+  });
+
+  test('an unknown method is NotImplemented, exit 0', async () => {
+    const run = await runCpi(writeConfig(VALID_PROPERTIES), request('ping', [], 2));
+    assertOneResponseLine(run);
+    assert.equal(run.response.error?.type, 'Bosh::Clouds::NotImplemented');
+    assert.match(run.response.error?.message ?? '', /^Method is not known, got/);
+  });
+
+  test('no secret from the config, the context or the arguments appears on stdout or stderr', async () => {
+    const secrets = {
+      dockerUrlPassword: 'Docker-Url-Pass-1',
+      mbusPassword: 'Mbus-Pass-2',
+      blobstorePassword: 'Blobstore-Pass-3',
+      contextToken: 'Context-Token-4',
+      envPassword: '$6$salt$Env-Pass-5',
+    };
+    const configPath = writeConfig({
+      agent: {
+        mbus: `https://mbus:${secrets.mbusPassword}@0.0.0.0:6868`,
+        blobstore: { provider: 'dav', options: { user: 'agent', password: secrets.blobstorePassword } },
+      },
+      docker: { host: `tcp://admin:${secrets.dockerUrlPassword}@127.0.0.1:1` },
+    });
+    const args = [
+      'agent-1',
+      'stemcell-1',
+      {},
+      { n: { type: 'dynamic', cloud_properties: {} } },
+      [],
+      {
+        bosh: { password: secrets.envPassword },
+      },
+    ];
+    const context = { vm: { stemcell: { api_version: 3 } }, docker: { token: secrets.contextToken } };
+    const runs = [
+      await runCpi(configPath, request('create_vm', args, 2, context)),
+      await runCpi(configPath, request('has_vm', ['vm-1'], 2, context)),
+    ];
+    // The Docker URL, password included, is in the create_vm error: redaction must have happened.
+    assert.match(runs[0]?.response.error?.message ?? '', /tcp:\/\/admin:<redacted>@127\.0\.0\.1:1/);
+    for (const run of runs) {
+      assertOneResponseLine(run);
+      assert.ok(run.stderr.length > 0);
+      for (const [name, secret] of Object.entries(secrets)) {
+        assert.ok(!run.stdout.includes(secret), `${name} on stdout: ${run.stdout}`);
+        assert.ok(!run.stderr.includes(secret), `${name} on stderr: ${run.stderr}`);
+      }
+    }
+  });
+});
