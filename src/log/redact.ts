@@ -3,9 +3,24 @@
  * the request (values under keys that name a secret, passwords inside URLs, PEM private keys)
  * and every occurrence is replaced before a line leaves the process.
  */
-const SECRET_KEY =
-  /pass(word)?|secret|private|token|credential|(^|_)key$|^key_|access_key|api_key|ca_key|cert_key/i;
-const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)([^@\s/]+)@/gi;
+const SECRET_WORDS = new Set([
+  'password',
+  'passwd',
+  'pass',
+  'passphrase',
+  'secret',
+  'token',
+  'key',
+  'private',
+  'credential',
+  'credentials',
+]);
+
+/** A key names a secret when one of its words does: `nats_password`, `private_key`, `apiToken`. */
+export function isSecretKey(key: string): boolean {
+  return key.split(/[_.\-\s]+|(?<=[a-z])(?=[A-Z])/).some((word) => SECRET_WORDS.has(word.toLowerCase()));
+}
+const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)([^\s/]+)@/gi;
 const PEM_PRIVATE_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g;
 const MIN_SECRET_LENGTH = 4;
 
@@ -26,8 +41,7 @@ export class Redactor {
       return;
     }
     if (typeof value === 'object' && value !== null) {
-      for (const [k, v] of Object.entries(value))
-        this.learn(v, underSecretKey || SECRET_KEY.test(k), depth + 1);
+      for (const [k, v] of Object.entries(value)) this.learn(v, underSecretKey || isSecretKey(k), depth + 1);
     }
   }
 
