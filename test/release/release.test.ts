@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { before, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import {
   BUILT_SOURCES,
   blobsYml,
@@ -28,6 +28,7 @@ import {
   packageFiles,
   packageNames,
   packageSpec,
+  removeTmp,
   renderedConfig,
   renderJob,
   runWrapper,
@@ -56,6 +57,7 @@ before(() => {
   // Builds the bundle and places the node blob; served from .cache/ or npm's cache when offline.
   layOutRelease();
 });
+after(removeTmp);
 
 describe('release layout', () => {
   test('the job spec lists every template file, and every template it lists exists', () => {

@@ -7,6 +7,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  rmSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,8 +18,17 @@ export const JOB = 'docker_cpi';
 export const JOB_DIR = join(RELEASE_DIR, 'jobs', JOB);
 const RENDERER = join(dirname(new URL(import.meta.url).pathname), 'render.rb');
 
+const created: string[] = [];
+
 export function tmp(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `release-${prefix}-`));
+  const dir = mkdtempSync(join(tmpdir(), `release-${prefix}-`));
+  created.push(dir);
+  return dir;
+}
+
+/** Removes every directory tmp() made (compiled packages alone are ~150 MB). */
+export function removeTmp(): void {
+  for (const dir of created.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
 /** YAML through Ruby's parser (the one BOSH's templates run on), as plain JSON values. */
