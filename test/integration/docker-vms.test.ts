@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { containerOf, docker, dockerTry, inVm } from '../support/docker.ts';
 import { type DockerFixture, dockerFixture } from '../support/fixture.ts';
@@ -139,7 +140,11 @@ describe('Docker backend: VMs', () => {
     const [vm] = await fx.cpi.call<[string]>('create_vm', [
       'agent-eph',
       fx.stemcell,
-      { ephemeral_disk: { size: 64 }, ports: ['127.0.0.1:0:6868/tcp'] },
+      {
+        ephemeral_disk: { size: 64 },
+        ports: ['127.0.0.1:0:6868/tcp'],
+        binds: ['/etc/hostname:/var/vcap/host-name:ro'],
+      },
       fx.manual(22),
       [],
       {},
@@ -148,6 +153,7 @@ describe('Docker backend: VMs', () => {
     const sizeKiB = Number(inVm(c, "df -k /var/vcap/data | tail -1 | awk '{print $2}'"));
     assert.ok(sizeKiB > 40 * 1024 && sizeKiB <= 64 * 1024, `ephemeral size ${sizeKiB} KiB`);
     assert.match(docker('port', c), /6868\/tcp -> 127\.0\.0\.1:\d+/);
+    assert.equal(inVm(c, 'cat /var/vcap/host-name'), readFileSync('/etc/hostname', 'utf8').trim());
     await fx.cpi.call('delete_vm', [vm]);
     assert.equal(dockerTry('inspect', c).code === 0, false);
     const leftovers = docker('volume', 'ls', '-q', '--filter', `label=io.bosh.cpi.vm=${vm}`);

@@ -63,6 +63,16 @@ function ephemeralSizeMiB(props: CloudProperties): number | undefined {
   return size;
 }
 
+/** `cloud_properties.binds`: host paths to bind into the VM, e.g. the engine's socket for a Director VM. */
+function extraBinds(props: CloudProperties): string[] {
+  const binds = props.binds;
+  if (binds === undefined) return [];
+  const valid = (b: unknown) => typeof b === 'string' && /^\/[^:\0]*:\/[^:\0]*(:(ro|rw))?$/.test(b);
+  if (!Array.isArray(binds) || !binds.every(valid))
+    throw vmCreationFailed('cloud_properties.binds must be a list of "/host/path:/vm/path[:ro|:rw]"', false);
+  return binds as string[];
+}
+
 function resourceLimits(props: CloudProperties): Record<string, number> {
   const limits: Record<string, number> = {};
   const positive = (key: string) => {
@@ -93,6 +103,7 @@ export async function createVm(ctx: DockerContext, input: CreateVmInput): Promis
   const props = input.cloudProperties;
   const ephemeralSize = ephemeralSizeMiB(props);
   const limits = resourceLimits(props);
+  const binds = extraBinds(props);
   const ports = portBindings(props.ports, ctx.props.publish_host_ip);
   const privileged = typeof props.privileged === 'boolean' ? props.privileged : ctx.props.privileged;
 
@@ -135,7 +146,7 @@ export async function createVm(ctx: DockerContext, input: CreateVmInput): Promis
       Labels: labels,
       ExposedPorts: ports.exposed,
       HostConfig: {
-        Binds: [`${ctx.props.data_dir}/mounts/${vmCid}:${MOUNT_POINT_IN_VM}:rslave`, ephemeralBind],
+        Binds: [`${ctx.props.data_dir}/mounts/${vmCid}:${MOUNT_POINT_IN_VM}:rslave`, ephemeralBind, ...binds],
         Privileged: privileged,
         CapAdd: privileged ? [] : ctx.props.cap_add,
         SecurityOpt: ctx.props.security_opt,
