@@ -46,7 +46,8 @@ export function buildAgentSettings(input: SettingsInput): AgentSettings {
     networks[name] = {
       ...spec,
       mac: input.macs?.[name] ?? '',
-      ...(input.preconfiguredNetworks ? { preconfigured: true } : {}),
+      // Explicit either way: false tells the agent to configure the NIC it finds by `mac`.
+      preconfigured: input.preconfiguredNetworks,
     };
   }
   const persistent: Record<string, DiskHint> = {};

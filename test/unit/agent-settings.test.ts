@@ -83,9 +83,9 @@ describe('agent settings', () => {
     assert.deepEqual(networks.default, { ...NETWORKS.default, mac: '', preconfigured: true });
   });
 
-  test('networks are not marked preconfigured when the backend lets the agent configure them', () => {
+  test('networks are marked preconfigured: false when the backend lets the agent configure them', () => {
     const { networks } = buildAgentSettings(input({ preconfiguredNetworks: false }));
-    assert.equal('preconfigured' in (networks.default ?? {}), false);
+    assert.equal(networks.default?.preconfigured, false);
   });
 
   test('a network gets the MAC the backend created for it', () => {
