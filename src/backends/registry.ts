@@ -1,5 +1,6 @@
 import type { BackendDescriptor } from '../cpi/backend.ts';
 import { parseDockerProperties } from './docker/config.ts';
+import { parseQemuProperties } from './qemu/config.ts';
 
 /**
  * The backends the CPI can run, known by their plugin name. Only the descriptor is loaded for
@@ -10,6 +11,12 @@ export const BACKENDS: Record<string, BackendDescriptor> = {
     stemcellFormats: ['warden-tar', 'general-tar', 'docker-light', 'warden-light'],
     checkProperties: parseDockerProperties,
     load: () => import('./docker/index.ts'),
+  },
+  qemu: {
+    // Kept in step with STEMCELL_FORMATS in qemu/stemcells.ts (not imported: info must stay cheap).
+    stemcellFormats: ['openstack-qcow2', 'openstack-raw', 'qemu-qcow2', 'qemu-raw'],
+    checkProperties: parseQemuProperties,
+    load: () => import('./qemu/index.ts'),
   },
 };
 

@@ -1,0 +1,51 @@
+import { type AgentSettings, withPersistentDisks } from '../../agent/settings.ts';
+import type { DiskHint } from '../../cpi/types.ts';
+import { readJsonIfExists, writeJsonAtomic } from '../../util/atomic-file.ts';
+import { writeConfigDrive } from './config-drive.ts';
+import type { QemuContext } from './context.ts';
+import { diskSerial } from './ids.ts';
+import { CONFIG_DRIVE_DEVICE } from './machine.ts';
+import type { QmpClient } from './qmp.ts';
+
+/**
+ * The agent settings of a VM: kept in settings.json (0600, the source for rewrites) and
+ * delivered on the config drive. After an attach or detach the drive is rebuilt with
+ * `disks.persistent` and its medium swapped in the running VM, so callers that use CPI API v1
+ * (which rely on the settings rather than the returned hint) see the disks too.
+ */
+export const diskHint = (diskCid: string): Record<string, string> => ({ id: diskSerial(diskCid) });
+
+export async function writeSettings(ctx: QemuContext, vmCid: string, settings: AgentSettings): Promise<void> {
+  const p = ctx.data.vm(vmCid);
+  await writeJsonAtomic(p.settings, settings, 0o600);
+  await writeConfigDrive(
+    { vmCid, hostname: settings.agent_id, settings },
+    p.configDriveStaging,
+    p.configDrive,
+  );
+}
+
+/** Rewrites disks.persistent and, when the VM runs, puts the new config drive into its CD drive. */
+export async function updatePersistentDisks(
+  ctx: QemuContext,
+  vmCid: string,
+  diskCids: string[],
+  qmp: QmpClient | undefined,
+): Promise<void> {
+  const p = ctx.data.vm(vmCid);
+  const settings = await readJsonIfExists<AgentSettings>(p.settings);
+  if (!settings) throw new Error(`the agent settings of VM '${vmCid}' are missing`);
+  const disks: Record<string, DiskHint> = {};
+  for (const cid of [...diskCids].sort()) disks[cid] = diskHint(cid);
+  await writeSettings(ctx, vmCid, withPersistentDisks(settings, disks));
+  if (qmp) {
+    // force: the guest may hold the tray locked while it has the drive open; the content is read-only.
+    await qmp.execute('blockdev-change-medium', {
+      id: CONFIG_DRIVE_DEVICE,
+      filename: p.configDrive,
+      format: 'raw',
+      'read-only-mode': 'read-only',
+      force: true,
+    });
+  }
+}

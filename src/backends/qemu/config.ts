@@ -1,0 +1,57 @@
+import { cpiError } from '../../rpc/errors.ts';
+import { arrayOf, type Checked, CheckFailure, int, object, oneOf, optional, str } from '../../util/check.ts';
+
+/**
+ * `cloud.properties.qemu`. Loaded for every call (info included), so this module imports
+ * nothing but the checker.
+ *
+ * data_dir is short and plain on purpose: QEMU's sockets live in it and a unix socket path
+ * must fit in 107 bytes ("<data_dir>/vms/vm-<uuid>/console.sock" adds 57), and QEMU's
+ * command-line syntax would need commas escaped.
+ */
+const DATA_DIR = /^\/[A-Za-z0-9._/-]{0,49}$/;
+/** A Linux interface name (IFNAMSIZ 16, no slashes or spaces). */
+export const INTERFACE_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
+
+const interfaceName = () =>
+  str({ pattern: INTERFACE_NAME, patternName: 'a network interface name (at most 15 of A-Z a-z 0-9 _ . -)' });
+
+export const qemuPropertiesCheck = object(
+  {
+    data_dir: optional(
+      str({
+        pattern: DATA_DIR,
+        patternName: 'an absolute path of at most 50 characters from A-Z a-z 0-9 . _ / -',
+      }),
+      '/var/lib/bosh-qemu-cpi',
+    ),
+    /** auto: KVM when a probe VM really boots under it within kvm_probe_timeout_seconds, else TCG. */
+    accel: optional(oneOf(['auto', 'kvm', 'tcg'] as const), 'auto'),
+    default_cpu: optional(int({ min: 1, max: 256 }), 1),
+    /** MiB */
+    default_ram: optional(int({ min: 32, max: 4 * 1024 * 1024 }), 1024),
+    /** Host bridge for networks whose cloud_properties name none. */
+    default_bridge: optional(interfaceName()),
+    /** When set, the only host bridges a network's cloud_properties.bridge may name. */
+    bridges: optional(arrayOf(interfaceName())),
+    qemu_binary: optional(str({ nonEmpty: true }), 'qemu-system-x86_64'),
+    qemu_img_binary: optional(str({ nonEmpty: true }), 'qemu-img'),
+    kvm_probe_timeout_seconds: optional(int({ min: 1, max: 300 }), 20),
+    /** How long detach_disk waits for the guest to release a hot-unplugged disk. */
+    detach_timeout_seconds: optional(int({ min: 1, max: 3600 }), 60),
+    /** How long delete_vm waits for QEMU to quit before it kills it. */
+    stop_timeout_seconds: optional(int({ min: 1, max: 3600 }), 15),
+  },
+  { strict: true },
+);
+
+export type QemuProperties = Checked<typeof qemuPropertiesCheck>;
+
+export function parseQemuProperties(raw: unknown): QemuProperties {
+  try {
+    return qemuPropertiesCheck(raw ?? {}, 'config.cloud.properties.qemu');
+  } catch (e) {
+    if (e instanceof CheckFailure) throw cpiError(`Invalid config: ${e.message}`);
+    throw e;
+  }
+}

@@ -1,0 +1,308 @@
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { buildAgentSettings } from '../../agent/settings.ts';
+import type { CloudProperties, CreatedVm, CreateVmInput, Metadata, VmResources } from '../../cpi/types.ts';
+import { CpiFailure, ErrorType, vmCreationFailed, vmNotFound } from '../../rpc/errors.ts';
+import { readJsonIfExists, writeJsonAtomic } from '../../util/atomic-file.ts';
+import { CommandError } from '../../util/command.ts';
+import { LockError } from '../../util/file-lock.ts';
+import { chooseAccel } from './accel.ts';
+import { writeSettings } from './agent-env.ts';
+import type { QemuContext } from './context.ts';
+import { attachedDisk, disksAttachedTo, releaseDisksOf } from './disks.ts';
+import { ephemeralSerial, isId, newId } from './ids.ts';
+import { type AttachedDisk, LaunchError, runningPid, startVm, stopVm } from './machine.ts';
+import { createTaps, deleteTaps, planNics } from './network.ts';
+import { exists } from './paths.ts';
+import { QmpConnectionError, withQmp } from './qmp.ts';
+import type { VmRecord } from './records.ts';
+import { collectStemcell, readStemcell } from './stemcells.ts';
+
+const MiB = 1024 * 1024;
+
+interface VmShape {
+  cpu: number;
+  ramMiB: number;
+  ephemeralMiB: number | undefined;
+  rootMiB: number | undefined;
+}
+
+function positiveInt(path: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1)
+    throw vmCreationFailed(
+      `cloud_properties.${path} must be a positive integer, got ${JSON.stringify(value)}`,
+      false,
+    );
+  return value;
+}
+
+function sizeOf(props: CloudProperties, key: string): number | undefined {
+  const v = props[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw vmCreationFailed(`cloud_properties.${key} must be an object such as {"size": 10240}`, false);
+  return positiveInt(`${key}.size`, (v as Record<string, unknown>).size);
+}
+
+function vmShape(ctx: QemuContext, props: CloudProperties): VmShape {
+  return {
+    cpu: positiveInt('cpu', props.cpu) ?? ctx.props.default_cpu,
+    ramMiB: positiveInt('ram', props.ram) ?? ctx.props.default_ram,
+    ephemeralMiB: sizeOf(props, 'ephemeral_disk'),
+    rootMiB: sizeOf(props, 'root_disk'),
+  };
+}
+
+export async function readVm(ctx: QemuContext, vmCid: string): Promise<VmRecord | undefined> {
+  if (!isId('vm', vmCid)) return undefined;
+  return readJsonIfExists<VmRecord>(ctx.data.vm(vmCid).record);
+}
+
+export async function hasVm(ctx: QemuContext, vmCid: string): Promise<boolean> {
+  return (await readVm(ctx, vmCid)) !== undefined;
+}
+
+/** A create_vm failure: a retry can help only when the cause may pass (memory, a busy lock, a slow start). */
+function creationFailure(agentId: string, e: unknown): CpiFailure {
+  if (e instanceof CpiFailure && e.type === ErrorType.VMCreationFailed) return e;
+  const message = `Creating a VM for agent '${agentId}' failed: ${e instanceof Error ? e.message : String(e)}`;
+  const transient =
+    (e instanceof CpiFailure && e.okToRetry) ||
+    (e instanceof LaunchError && e.transient) ||
+    e instanceof QmpConnectionError ||
+    (e instanceof LockError && e.reasonKind === 'busy') ||
+    (e instanceof CommandError && e.result?.timedOut === true);
+  return vmCreationFailed(message, transient);
+}
+
+export async function createVm(ctx: QemuContext, input: CreateVmInput): Promise<CreatedVm> {
+  const shape = vmShape(ctx, input.cloudProperties);
+  await ctx.data.ensure();
+  await ctx.data.sweepStaging();
+  await sweepAbandonedVms(ctx);
+  const vmCid = newId('vm');
+  const p = ctx.data.vm(vmCid);
+  const nics = planNics(vmCid, input.networks, ctx.props);
+  await mkdir(p.dir, { mode: 0o700 });
+  let created = false;
+  try {
+    created = await ctx.locked(
+      p.dir,
+      async () => {
+        await prepareAndStart(ctx, input, vmCid, shape, nics);
+        return true;
+      },
+      () => false,
+    );
+  } catch (e) {
+    await discardVm(ctx, vmCid, e);
+    throw creationFailure(input.agentId, e);
+  }
+  if (!created)
+    throw vmCreationFailed(`The directory of the new VM ${vmCid} vanished while it was created`, true);
+  return { vmCid, networks: input.networks };
+}
+
+async function prepareAndStart(
+  ctx: QemuContext,
+  input: CreateVmInput,
+  vmCid: string,
+  shape: VmShape,
+  nics: ReturnType<typeof planNics>,
+): Promise<void> {
+  const p = ctx.data.vm(vmCid);
+  const stemcellPaths = ctx.data.stemcell(input.stemcellCid);
+  // Under the stemcell's lock, so a concurrent delete_stemcell either fails us here or sees us.
+  const stemcell = await ctx.locked(
+    stemcellPaths.dir,
+    async () => {
+      const record = await readStemcell(ctx, input.stemcellCid);
+      if (record) await writeJsonAtomic(p.creating, { stemcell_cid: input.stemcellCid });
+      return record;
+    },
+    () => undefined,
+  );
+  if (!stemcell) throw vmCreationFailed(`Stemcell '${input.stemcellCid}' not found`, false);
+  const accel = await chooseAccel(ctx.props, ctx.data, ctx.logger);
+
+  let rootSize: number | undefined;
+  if (shape.rootMiB !== undefined) {
+    if (shape.rootMiB * MiB < stemcell.virtual_size)
+      throw vmCreationFailed(
+        `cloud_properties.root_disk.size ${shape.rootMiB} MiB is smaller than the stemcell's ${Math.ceil(stemcell.virtual_size / MiB)} MiB`,
+        false,
+      );
+    rootSize = shape.rootMiB * MiB;
+  }
+  await ctx.img.create(p.root, rootSize, { backing: stemcellPaths.image, backingFormat: 'qcow2' });
+  const ephemeral = shape.ephemeralMiB
+    ? { serial: ephemeralSerial(vmCid), size_mib: shape.ephemeralMiB }
+    : null;
+  if (ephemeral) await ctx.img.create(p.ephemeral, ephemeral.size_mib * MiB);
+
+  const settings = buildAgentSettings({
+    agentId: input.agentId,
+    vmCid,
+    agent: ctx.agent,
+    networks: input.networks,
+    env: input.env,
+    // The agent configures the NICs itself, matching them by MAC.
+    preconfiguredNetworks: false,
+    macs: Object.fromEntries(nics.map((n) => [n.network, n.mac])),
+    systemDisk: '/dev/vda',
+    // Both forms: the virtio resolver uses the id (serial), the others the path.
+    ephemeralDisk: ephemeral ? { path: '/dev/vdb', id: ephemeral.serial } : null,
+    persistentDisks: {},
+  });
+  await writeSettings(ctx, vmCid, settings);
+  await createTaps(nics, ctx.logger);
+
+  const record: VmRecord = {
+    cid: vmCid,
+    agent_id: input.agentId,
+    stemcell_cid: input.stemcellCid,
+    director_uuid: ctx.directorUuid,
+    created_at: new Date().toISOString(),
+    cpu: shape.cpu,
+    ram_mib: shape.ramMiB,
+    accel,
+    nics,
+    ephemeral,
+  };
+  await ctx.logger.timed('start VM', () => startVm(ctx, record, []));
+  // The VM exists from here on.
+  await writeJsonAtomic(p.record, record);
+  await rm(p.creating, { force: true });
+  ctx.logger.info(`Created VM ${vmCid} for agent ${input.agentId} from stemcell ${input.stemcellCid}`);
+}
+
+/** Removes whatever a failed or abandoned create_vm left: the process, the taps, the directory. */
+async function discardVm(ctx: QemuContext, vmCid: string, cause: unknown): Promise<void> {
+  ctx.logger.warn(
+    `Creating VM ${vmCid} failed (${cause instanceof Error ? cause.message : String(cause)}); removing what was created`,
+  );
+  try {
+    await stopVm(ctx, vmCid);
+    await deleteTaps(vmCid);
+    await ctx.data.removeDir(ctx.data.vm(vmCid).dir);
+  } catch (e) {
+    ctx.logger.error(`Cleanup of VM ${vmCid} incomplete: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+/**
+ * Stops QEMU (persistent disks are closed, never deleted, and recorded as detached), deletes the
+ * taps and the VM's directory. A VM that was never completed is cleaned the same way and then
+ * reported as not found.
+ */
+export async function deleteVm(ctx: QemuContext, vmCid: string): Promise<void> {
+  if (!isId('vm', vmCid)) throw vmNotFound(vmCid);
+  const p = ctx.data.vm(vmCid);
+  const existed = await ctx.locked(
+    p.dir,
+    async () => {
+      const record = await readJsonIfExists<VmRecord>(p.record);
+      await stopVm(ctx, vmCid);
+      await deleteTaps(vmCid);
+      await releaseDisksOf(ctx, vmCid);
+      await ctx.data.removeDir(p.dir);
+      if (record) {
+        ctx.logger.info(`Deleted VM ${vmCid}`);
+        await collectStemcell(ctx, record.stemcell_cid);
+      }
+      return record !== undefined;
+    },
+    async () => {
+      await deleteTaps(vmCid);
+      return false;
+    },
+  );
+  if (!existed) throw vmNotFound(vmCid);
+}
+
+async function attachedForColdStart(ctx: QemuContext, vmCid: string): Promise<AttachedDisk[]> {
+  return (await disksAttachedTo(ctx, vmCid)).map((cid) => attachedDisk(ctx, cid));
+}
+
+/**
+ * A running VM is reset (QMP system_reset: hot-plugged disks stay). A VM whose QEMU is gone
+ * (the host rebooted, the guest powered off) is started again with the disks recorded as
+ * attached to it.
+ */
+export async function rebootVm(ctx: QemuContext, vmCid: string): Promise<void> {
+  if (!isId('vm', vmCid)) throw vmNotFound(vmCid);
+  const p = ctx.data.vm(vmCid);
+  await ctx.locked(
+    p.dir,
+    async () => {
+      const record = await readJsonIfExists<VmRecord>(p.record);
+      if (!record) throw vmNotFound(vmCid);
+      if (await runningPid(ctx, vmCid)) {
+        await withQmp(p.qmp, async (qmp) => {
+          await qmp.execute('system_reset');
+          // A guest that powered itself down stays paused until it is told to run.
+          const status = await qmp.execute<{ status: string }>('query-status');
+          if (status.status !== 'running') await qmp.execute('cont');
+        });
+        ctx.logger.info(`Reset VM ${vmCid}; its disks stay attached`);
+        return;
+      }
+      ctx.logger.warn(`QEMU of VM ${vmCid} is not running; starting it again`);
+      await createTaps(record.nics, ctx.logger);
+      await startVm(ctx, record, await attachedForColdStart(ctx, vmCid));
+    },
+    () => {
+      throw vmNotFound(vmCid);
+    },
+  );
+}
+
+/** Stored in the VM's metadata.json (an operator can read it there). */
+export async function setVmMetadata(ctx: QemuContext, vmCid: string, metadata: Metadata): Promise<void> {
+  if (!isId('vm', vmCid)) throw vmNotFound(vmCid);
+  const p = ctx.data.vm(vmCid);
+  await ctx.locked(
+    p.dir,
+    async () => {
+      if (!(await readJsonIfExists<VmRecord>(p.record))) throw vmNotFound(vmCid);
+      await writeJsonAtomic(p.metadata, metadata, 0o600);
+    },
+    () => {
+      throw vmNotFound(vmCid);
+    },
+  );
+}
+
+export function calculateVmCloudProperties(resources: VmResources): CloudProperties {
+  return { cpu: resources.cpu, ram: resources.ram, ephemeral_disk: { size: resources.ephemeral_disk_size } };
+}
+
+/** How old a VM directory without vm.json must be before it counts as abandoned. */
+const ABANDONED_AFTER_MS = 10 * 60 * 1000;
+
+/**
+ * VM directories that never got their vm.json and that no process works on: left by a
+ * create_vm that died. A create_vm in progress holds its directory's lock, so it is skipped.
+ */
+export async function sweepAbandonedVms(ctx: QemuContext): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(ctx.data.vms);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!isId('vm', name)) continue;
+    const p = ctx.data.vm(name);
+    if (await exists(p.record)) continue;
+    const age = await stat(p.dir).then(
+      (st) => Date.now() - st.mtimeMs,
+      () => 0,
+    );
+    if (age < ABANDONED_AFTER_MS) continue;
+    await ctx.lockedIfFree(p.dir, async () => {
+      if (!(await exists(p.record)))
+        await discardVm(ctx, name, new Error('abandoned by a CPI process that died'));
+    });
+  }
+}
