@@ -77,6 +77,8 @@ function creationFailure(agentId: string, e: unknown): CpiFailure {
 
 export async function createVm(ctx: QemuContext, input: CreateVmInput): Promise<CreatedVm> {
   const shape = vmShape(ctx, input.cloudProperties);
+  if (!isId('stemcell', input.stemcellCid))
+    throw vmCreationFailed(`Stemcell '${input.stemcellCid}' not found`, false);
   await ctx.data.ensure();
   await ctx.data.sweepStaging();
   await sweepAbandonedVms(ctx);
