@@ -101,7 +101,7 @@ async function binaryIdentity(binary: string): Promise<string> {
 
 async function probe(props: QemuProperties, dataDir: DataDir): Promise<{ accel: Accel; reason: string }> {
   if (!(await kvmUsable())) return { accel: 'tcg', reason: '/dev/kvm is missing or not accessible' };
-  const dir = await dataDir.staging('kvm-probe');
+  const dir = await dataDir.staging('kvmprobe');
   const image = join(dir, 'probe.img');
   try {
     const sector = Buffer.alloc(1 << 20);
@@ -114,6 +114,9 @@ async function probe(props: QemuProperties, dataDir: DataDir): Promise<{ accel: 
       [
         '-machine',
         'pc,accel=kvm',
+        // The CPU model real VMs get under KVM: on some hosts it is what fails.
+        '-cpu',
+        'host',
         '-m',
         '16',
         '-nodefaults',

@@ -86,20 +86,21 @@ export async function createVm(ctx: QemuContext, input: CreateVmInput): Promise<
   const p = ctx.data.vm(vmCid);
   const nics = planNics(vmCid, input.networks, ctx.props);
   await mkdir(p.dir, { mode: 0o700 });
-  let created = false;
-  try {
-    created = await ctx.locked(
-      p.dir,
-      async () => {
+  // The new directory's lock is held until the VM is complete or gone again, so a concurrent
+  // sweep never mistakes it for the leftover of a dead create_vm.
+  const created = await ctx.locked(
+    p.dir,
+    async () => {
+      try {
         await prepareAndStart(ctx, input, vmCid, shape, nics);
         return true;
-      },
-      () => false,
-    );
-  } catch (e) {
-    await discardVm(ctx, vmCid, e);
-    throw creationFailure(input.agentId, e);
-  }
+      } catch (e) {
+        await discardVm(ctx, vmCid, e);
+        throw creationFailure(input.agentId, e);
+      }
+    },
+    () => false,
+  );
   if (!created)
     throw vmCreationFailed(`The directory of the new VM ${vmCid} vanished while it was created`, true);
   return { vmCid, networks: input.networks };
