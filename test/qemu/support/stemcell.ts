@@ -167,7 +167,19 @@ function buildRootImage(dir: string, vmlinuz: string, initrd: string): string {
   return disk;
 }
 
+/** What building the test stemcell takes from the host, by the Debian package that provides it. */
+const HOST_FILES: Array<[string, string]> = [
+  ['/usr/lib/syslinux/mbr/mbr.bin', 'syslinux-common'],
+  ['/usr/bin/syslinux', 'syslinux'],
+  ['/usr/bin/mformat', 'mtools'],
+  ['/usr/bin/mcopy', 'mtools'],
+  ['/bin/busybox', 'busybox-static'],
+];
+
 export function buildTestStemcell(dir: string): TestStemcell {
+  const missing = HOST_FILES.filter(([path]) => !existsSync(path)).map(([path, pkg]) => `${path} (${pkg})`);
+  if (missing.length)
+    throw new Error(`The QEMU tests build their stemcell from host packages; missing: ${missing.join(', ')}`);
   mkdirSync(dir, { recursive: true });
   const { vmlinuz, release } = findKernel();
   const initrd = buildInitramfs(dir, release);
