@@ -13,6 +13,7 @@ import {
   guest,
   newDataDir,
   qemuConfig,
+  removeConfigs,
   TimedCpi,
   timingTable,
   waitForConsole,
@@ -89,5 +90,6 @@ main()
   })
   .finally(() => {
     forceCleanup(dataDir, bridge);
+    removeConfigs();
     rmSync(work, { recursive: true, force: true });
   });

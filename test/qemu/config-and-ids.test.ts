@@ -2,18 +2,21 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { after, test } from 'node:test';
 import { Cpi, writeConfig } from '../support/cpi.ts';
-import { newDataDir, qemuConfig } from './support/host.ts';
+import { newDataDir, qemuConfig, removeConfigs, trackConfig } from './support/host.ts';
 
 /** Config validation and cloud-ID checks: no VM is started here. */
 const dataDir = newDataDir();
 const cpi = new Cpi(qemuConfig(dataDir, undefined));
 
-after(() => rmSync(dataDir, { recursive: true, force: true }));
+after(() => {
+  rmSync(dataDir, { recursive: true, force: true });
+  removeConfigs();
+});
 
 const agent = { mbus: 'nats://nats:pw@127.0.0.1:4222' };
 
 async function configError(qemu: Record<string, unknown>): Promise<{ type: string; message: string }> {
-  const run = await new Cpi(writeConfig({ qemu, agent }, 'qemu')).run('has_vm', ['vm-x']);
+  const run = await new Cpi(trackConfig(writeConfig({ qemu, agent }, 'qemu'))).run('has_vm', ['vm-x']);
   assert.ok(run.response.error, 'expected the config to be refused');
   assert.equal(run.exitCode, 0);
   return run.response.error;

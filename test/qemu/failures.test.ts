@@ -13,6 +13,7 @@ import {
   newDataDir,
   processesMentioning,
   qemuConfig,
+  removeConfigs,
   type TestBridge,
   TimedCpi,
   timingTable,
@@ -47,6 +48,7 @@ before(async () => {
 });
 
 after(() => {
+  removeConfigs();
   forceCleanup(dataDir, bridge);
   rmSync(work, { recursive: true, force: true });
   console.log(`# per-method wall times (TCG):\n${timingTable().replace(/^/gm, '#   ')}`);

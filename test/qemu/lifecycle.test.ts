@@ -16,6 +16,7 @@ import {
   ping,
   processesMentioning,
   qemuConfig,
+  removeConfigs,
   type TestBridge,
   TimedCpi,
   timingTable,
@@ -58,6 +59,7 @@ before(() => {
 });
 
 after(() => {
+  removeConfigs();
   forceCleanup(dataDir, bridge);
   rmSync(work, { recursive: true, force: true });
   console.log(`# per-method wall times (TCG, 2 cores):\n${timingTable().replace(/^/gm, '#   ')}`);

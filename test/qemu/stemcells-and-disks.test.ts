@@ -4,7 +4,14 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { leftoverFiles, newDataDir, qemuConfig, TimedCpi, timingTable } from './support/host.ts';
+import {
+  leftoverFiles,
+  newDataDir,
+  qemuConfig,
+  removeConfigs,
+  TimedCpi,
+  timingTable,
+} from './support/host.ts';
 import { buildTestStemcell, type TestStemcell } from './support/stemcell.ts';
 
 /** Stemcell import and disks that no VM holds: everything qemu-img and the records do. */
@@ -19,6 +26,7 @@ before(() => {
 });
 
 after(() => {
+  removeConfigs();
   rmSync(dataDir, { recursive: true, force: true });
   rmSync(work, { recursive: true, force: true });
   console.log(`# per-method wall times (no VM):\n${timingTable().replace(/^/gm, '#   ')}`);

@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Cpi, writeConfig } from '../../support/cpi.ts';
 
@@ -83,24 +84,32 @@ export function timingTable(): string {
     .join('\n');
 }
 
+const configDirs: string[] = [];
+
+/** A config file for the qemu plugin; its temporary directory goes in `removeConfigs`. */
 export function qemuConfig(
   dataDir: string,
   bridge: TestBridge | undefined,
   extra: Record<string, unknown> = {},
 ): string {
-  return writeConfig(
-    {
-      qemu: {
-        data_dir: dataDir,
-        accel: 'auto',
-        default_ram: 256,
-        ...(bridge ? { default_bridge: bridge.name } : {}),
-        ...extra,
-      },
-      agent: { mbus: 'nats://nats:nats-secret-password@127.0.0.1:4222', ntp: ['0.pool.ntp.org'] },
-    },
-    'qemu',
-  );
+  const qemu = {
+    data_dir: dataDir,
+    accel: 'auto',
+    default_ram: 256,
+    ...(bridge ? { default_bridge: bridge.name } : {}),
+    ...extra,
+  };
+  const agent = { mbus: 'nats://nats:nats-secret-password@127.0.0.1:4222', ntp: ['0.pool.ntp.org'] };
+  return trackConfig(writeConfig({ qemu, agent }, 'qemu'));
+}
+
+export function trackConfig(path: string): string {
+  configDirs.push(dirname(path));
+  return path;
+}
+
+export function removeConfigs(): void {
+  for (const dir of configDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
 /** What the guest printed on its serial console (QEMU's chardev log file). */
