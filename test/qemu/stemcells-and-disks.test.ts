@@ -163,8 +163,11 @@ test('concurrent CPI processes on the same disk are serialized, and nothing half
   const deleting = Promise.all(cids.map((cid) => cpi.call('delete_disk', [cid])));
   const seen: string[][] = [];
   for (let i = 0; i < 20; i++) {
-    for (const cid of readdirSync(join(dataDir, 'disks')))
-      seen.push(existsSync(join(dataDir, 'disks', cid, 'disk.json')) ? [] : [cid]);
+    for (const cid of readdirSync(join(dataDir, 'disks'))) {
+      const dir = join(dataDir, 'disks', cid);
+      // A directory deleted between readdir and the check is fine; one still there without its record is not.
+      if (!existsSync(join(dir, 'disk.json')) && existsSync(dir)) seen.push([cid]);
+    }
     await new Promise((r) => setTimeout(r, 25));
   }
   const created = await creating;
