@@ -7,6 +7,8 @@ import { QemuContext } from './context.ts';
 import * as disks from './disks.ts';
 import { LaunchError } from './machine.ts';
 import { QmpConnectionError, QmpError } from './qmp.ts';
+import { resizeDisk } from './resize.ts';
+import { deleteSnapshot, snapshotDisk } from './snapshots.ts';
 import * as stemcells from './stemcells.ts';
 import * as vms from './vms.ts';
 
@@ -59,9 +61,9 @@ export function create(context: BackendContext): Backend {
     detachDisk: (vmCid, diskCid) => disks.detachDisk(ctx, vmCid, diskCid),
     setDiskMetadata: (cid, metadata) => disks.setDiskMetadata(ctx, cid, metadata),
     getDisks: (vmCid) => disks.getDisks(ctx, vmCid),
-    resizeDisk: (cid, size) => disks.resizeDisk(ctx, cid, size),
-    snapshotDisk: (cid, metadata) => disks.snapshotDisk(ctx, cid, metadata),
-    deleteSnapshot: (cid) => disks.deleteSnapshot(ctx, cid),
+    resizeDisk: (cid, size) => resizeDisk(ctx, cid, size),
+    snapshotDisk: (cid, metadata) => snapshotDisk(ctx, cid, metadata),
+    deleteSnapshot: (cid) => deleteSnapshot(ctx, cid),
   };
   return guarded(backend);
 }
