@@ -11,6 +11,22 @@ const tlsCheck = object({
   private_key: str({ nonEmpty: true }),
 });
 
+/** A name operators give a Docker host; it becomes part of cloud IDs (`vm-…@<name>`), so no dots or slashes. */
+export const HOST_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$/;
+const DATA_DIR = { pattern: /^\/[^\0]*[^/]$/, patternName: 'an absolute path' };
+
+/** One entry of `docker.hosts`: an engine of its own, with its own TLS material and data directory. */
+const hostEntryCheck = object({
+  name: str({ pattern: HOST_NAME, patternName: 'a name of letters, digits, "-" and "_" (at most 63)' }),
+  host: str({ pattern: ENDPOINT, patternName: 'unix:///path/docker.sock or tcp://host:port' }),
+  tls: optional(tlsCheck),
+  api_version: optional(str({ pattern: API_VERSION, patternName: 'an API version such as "1.41"' })),
+  /** Defaults to `docker.data_dir`. */
+  data_dir: optional(str(DATA_DIR)),
+});
+
+export type HostEntry = Checked<typeof hostEntryCheck>;
+
 export const dockerPropertiesCheck = object({
   host: optional(
     str({ pattern: ENDPOINT, patternName: 'unix:///path/docker.sock or tcp://host:port' }),
@@ -19,10 +35,9 @@ export const dockerPropertiesCheck = object({
   tls: optional(tlsCheck),
   api_version: optional(str({ pattern: API_VERSION, patternName: 'an API version such as "1.41"' })),
   /** Directory on the Docker host for disks, snapshots and mount points. */
-  data_dir: optional(
-    str({ pattern: /^\/[^\0]*[^/]$/, patternName: 'an absolute path' }),
-    '/var/lib/bosh-docker-cpi',
-  ),
+  data_dir: optional(str(DATA_DIR), '/var/lib/bosh-docker-cpi'),
+  /** Several engines (see hosts/); without it, `host` and `tls` name the one engine. */
+  hosts: optional(arrayOf(hostEntryCheck)),
   start_containers_with_systemd: optional(bool(), false),
   /** Replaces the command that starts the stemcell's init. */
   start_command: optional(arrayOf(str())),
@@ -55,9 +70,11 @@ function pem(value: string, field: string): string {
   }
 }
 
-export function loadTls(props: DockerProperties): TlsMaterial | undefined {
+export function loadTls(
+  props: { tls?: DockerProperties['tls'] },
+  base = 'config.cloud.properties.docker.tls',
+): TlsMaterial | undefined {
   if (!props.tls) return undefined;
-  const base = 'config.cloud.properties.docker.tls';
   return {
     ca: pem(props.tls.ca, `${base}.ca`),
     cert: pem(props.tls.certificate, `${base}.certificate`),
@@ -65,11 +82,30 @@ export function loadTls(props: DockerProperties): TlsMaterial | undefined {
   };
 }
 
+/** `hosts` replaces `host`/`tls`; names must be unique, since cloud IDs carry them. */
+function checkHosts(raw: Record<string, unknown>, props: DockerProperties): void {
+  const base = 'config.cloud.properties.docker';
+  if (!props.hosts) return;
+  if (props.hosts.length === 0) throw cpiError(`Invalid config: ${base}.hosts must name at least one host`);
+  for (const key of ['host', 'tls'])
+    if (raw[key] !== undefined)
+      throw cpiError(`Invalid config: ${base}.${key} and ${base}.hosts exclude each other; use hosts only`);
+  const seen = new Set<string>();
+  props.hosts.forEach((h, i) => {
+    if (seen.has(h.name))
+      throw cpiError(`Invalid config: ${base}.hosts[${i}].name "${h.name}" is used by an earlier host`);
+    seen.add(h.name);
+  });
+}
+
 export function parseDockerProperties(raw: unknown): DockerProperties {
+  let props: DockerProperties;
   try {
-    return dockerPropertiesCheck(raw ?? {}, 'config.cloud.properties.docker');
+    props = dockerPropertiesCheck(raw ?? {}, 'config.cloud.properties.docker');
   } catch (e) {
     if (e instanceof CheckFailure) throw cpiError(`Invalid config: ${e.message}`);
     throw e;
   }
+  checkHosts((raw ?? {}) as Record<string, unknown>, props);
+  return props;
 }
