@@ -12,10 +12,11 @@ import { LABELS } from './labels.ts';
 export async function createNetwork(
   ctx: DockerContext,
   definition: NetworkDefinition,
+  /** The same ID on every host when the network is created on several engines. */
+  id = newId('net'),
 ): Promise<[string, Record<string, unknown>, CloudProperties]> {
   if (definition.type !== 'manual' && definition.type !== 'dynamic')
     throw cloudError(`create_network: type '${definition.type}' is not supported (manual or dynamic)`);
-  const id = newId('net');
   const ipam: Record<string, string> = {};
   if (definition.range) {
     const [base = '', bits = ''] = definition.range.split('/');

@@ -35,8 +35,9 @@ export async function createStemcell(
   imagePath: string,
   props: CloudProperties,
   tags: Metadata,
+  /** The same CID on every host when one stemcell is imported into several engines. */
+  cid = newId('stemcell'),
 ): Promise<string> {
-  const cid = newId('stemcell');
   const reference = props.image_reference;
   if (reference !== undefined) {
     if (typeof reference !== 'string' || reference === '')

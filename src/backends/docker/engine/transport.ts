@@ -112,6 +112,17 @@ export class Transport {
     });
   }
 
+  /** Hands the response body over as a stream, with backpressure (image export into another engine). */
+  open(opts: RequestOptions): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Readable }> {
+    return new Promise((resolve, reject) => {
+      this.send(
+        opts,
+        (res) => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res }),
+        reject,
+      );
+    });
+  }
+
   private wrap(e: Error): TransportError {
     if (e instanceof TransportError) return e;
     const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
