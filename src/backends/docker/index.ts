@@ -5,6 +5,8 @@ import { DockerContext } from './context.ts';
 import * as disks from './disks.ts';
 import { DockerApiError, DockerClient } from './engine/client.ts';
 import { TransportError } from './engine/transport.ts';
+import { hostsBackend } from './hosts/backend.ts';
+import { HostPool, hostSpecs } from './hosts/pool.ts';
 import * as managedNetworks from './managed-networks.ts';
 import * as stemcells from './stemcells.ts';
 import * as vms from './vms.ts';
@@ -34,11 +36,9 @@ function guarded<T extends object>(target: T): T {
   });
 }
 
-export function create(context: BackendContext): Backend {
-  const props = parseDockerProperties(context.properties);
-  const client = new DockerClient(props.host, loadTls(props), props.api_version);
-  const ctx = new DockerContext(client, props, context.agent, context.directorUuid, context.logger);
-  const backend: Backend = {
+/** The backend of one Docker host, speaking the IDs that host knows (no `@host` part). */
+export function singleHostBackend(ctx: DockerContext): Backend {
+  return {
     createStemcell: (path, cloudProps, tags) => stemcells.createStemcell(ctx, path, cloudProps, tags),
     deleteStemcell: (cid) => stemcells.deleteStemcell(ctx, cid),
     createVm: (input) => vms.createVm(ctx, input),
@@ -63,9 +63,30 @@ export function create(context: BackendContext): Backend {
     deleteSnapshot: (cid) => disks.deleteSnapshot(ctx, cid),
     createNetwork: (definition) => managedNetworks.createNetwork(ctx, definition),
     deleteNetwork: (id) => managedNetworks.deleteNetwork(ctx, id),
-    close: () => client.close(),
+    close: () => ctx.docker.close(),
   };
-  return guarded(backend);
+}
+
+/**
+ * One Docker host (`docker.host`) or several (`docker.hosts`): either way calls go through the
+ * host pool, which routes each to the engine its cloud IDs name (see hosts/).
+ */
+export function create(context: BackendContext): Backend {
+  const props = parseDockerProperties(context.properties);
+  const { specs, qualifiedIds } = hostSpecs(props);
+  const pool = new HostPool(
+    specs,
+    qualifiedIds,
+    (spec, tls, logger) => {
+      const client = new DockerClient(spec.endpoint, tls, spec.apiVersion);
+      const hostProps = { ...props, host: spec.endpoint, tls: spec.tls, data_dir: spec.dataDir };
+      const ctx = new DockerContext(client, hostProps, context.agent, context.directorUuid, logger);
+      return { context: ctx, backend: singleHostBackend(ctx) };
+    },
+    (spec) => loadTls(spec, spec.tlsPath),
+    context.logger,
+  );
+  return guarded(hostsBackend(pool));
 }
 
 export default { create } satisfies BackendModule;

@@ -1,0 +1,208 @@
+import type { Backend } from '../../../cpi/backend.ts';
+import type {
+  CloudProperties,
+  CreatedVm,
+  CreateVmInput,
+  DiskHint,
+  NetworkDefinition,
+} from '../../../cpi/types.ts';
+import { CpiFailure, cloudError, ErrorType, notImplemented, vmCreationFailed } from '../../../rpc/errors.ts';
+import { type IdKind, newId } from '../ids.ts';
+import * as managedNetworks from '../managed-networks.ts';
+import { calculateVmCloudProperties } from '../vms.ts';
+import { leastLoaded, placeVm } from './placement.ts';
+import type { DockerHost, HostPool, Located } from './pool.ts';
+import * as stemcells from './stemcells.ts';
+
+const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+function requireMethod<F>(method: F | undefined): F {
+  if (!method) throw notImplemented('The Docker backend does not implement this method');
+  return method;
+}
+
+type NetworkResult = Awaited<ReturnType<typeof managedNetworks.createNetwork>>;
+
+/**
+ * The Docker backend over several engines. Every call goes straight to the host its cloud IDs
+ * name (no host is asked where something is); create_vm and create_disk choose a host; stemcells
+ * and Director-managed networks exist on every host under one ID. Each host's work is done by
+ * the single-host backend in the IDs that host knows.
+ */
+export function hostsBackend(pool: HostPool): Backend {
+  const log = pool.logger;
+
+  /** Runs `step` on the host a cloud ID names, with the host-local ID. */
+  const onId = <T>(
+    kind: IdKind,
+    cid: string,
+    step: (b: Backend, local: string, at: Located) => Promise<T>,
+  ) => {
+    const at = pool.locate(kind, cid);
+    return pool.on(at.host, (h) => step(h.backend, at.local, at), [[at.local, cid]]);
+  };
+
+  const mismatch = (vm: Located, disk: Located) => vm.valid && disk.valid && vm.host !== disk.host;
+
+  async function createVm(input: CreateVmInput): Promise<CreatedVm> {
+    let host: DockerHost | undefined;
+    try {
+      const placement = await placeVm(pool, input);
+      host = placement.host;
+      if (pool.hosts.length > 1)
+        log.info(
+          `Placing the VM of agent '${input.agentId}' on Docker host '${host.name}': ${placement.reason}`,
+        );
+      const disks = input.diskCids.map((cid) => ({ cid, at: pool.locate('disk', cid, 'Disk') }));
+      const elsewhere = disks.filter((d) => d.at.valid && d.at.host !== host).map((d) => d.cid);
+      if (elsewhere.length)
+        log.warn(
+          `Disks ${elsewhere.join(', ')} are not on Docker host '${host.name}': attach_disk will refuse them (disks stay on their host)`,
+        );
+      const chosen = host;
+      const ids = disks.map((d) => [d.at.local, d.cid]);
+      return await pool.on(
+        chosen,
+        async (h) => {
+          await stemcells.ensureStemcell(pool, h, input.stemcellCid);
+          const created = await h.backend.createVm({ ...input, diskCids: disks.map((d) => d.at.local) });
+          return { ...created, vmCid: pool.cid(h, created.vmCid) };
+        },
+        ids,
+      );
+    } catch (e) {
+      // The Director retries only VMCreationFailed (when ok_to_retry): keep every failure of create_vm one.
+      if (e instanceof CpiFailure && e.type === ErrorType.CloudError)
+        throw vmCreationFailed(e.message, e.okToRetry);
+      throw e;
+    }
+  }
+
+  async function createDisk(sizeMiB: number, props: CloudProperties, vmCid: string | null): Promise<string> {
+    const vm = vmCid ? pool.locate('vm', vmCid) : undefined;
+    const snapshot =
+      typeof props.snapshot_cid === 'string' ? pool.locate('snap', props.snapshot_cid) : undefined;
+    if (vm?.valid && snapshot?.valid && vm.host !== snapshot.host)
+      throw cloudError(
+        `Snapshot '${props.snapshot_cid}' is on Docker host '${snapshot.host.name}' but VM '${vmCid}' is on '${vm.host.name}': ` +
+          "a disk restored from a snapshot stays on the snapshot's host",
+      );
+    let host: DockerHost;
+    let reason: string;
+    if (vm?.valid) [host, reason] = [vm.host, `next to VM ${vmCid}`];
+    else if (snapshot?.valid) [host, reason] = [snapshot.host, `where snapshot ${props.snapshot_cid} is`];
+    else if (pool.hosts.length === 1) [host, reason] = [pool.first, 'the only host'];
+    else {
+      const placement = await leastLoaded(pool, 'a disk');
+      [host, reason] = [placement.host, placement.reason];
+    }
+    if (pool.hosts.length > 1) log.info(`Creating the disk on Docker host '${host.name}': ${reason}`);
+    const localProps = snapshot ? { ...props, snapshot_cid: snapshot.local } : props;
+    const ids = [
+      vm ? [vm.local, vmCid ?? ''] : [],
+      snapshot ? [snapshot.local, String(props.snapshot_cid)] : [],
+    ];
+    return pool.on(
+      host,
+      async (h) => pool.cid(h, await h.backend.createDisk(sizeMiB, localProps, vm ? vm.local : vmCid)),
+      ids,
+    );
+  }
+
+  /** Disks never move between hosts: attaching one to a VM on another host is refused, naming both. */
+  async function attachDisk(vmCid: string, diskCid: string): Promise<DiskHint> {
+    const vm = pool.locate('vm', vmCid);
+    const disk = pool.locate('disk', diskCid, 'Disk');
+    if (mismatch(vm, disk))
+      throw cloudError(
+        `Disk '${diskCid}' is on Docker host '${disk.host.name}' and VM '${vmCid}' on Docker host '${vm.host.name}': ` +
+          `a persistent disk stays on its host. Create the VM next to it (create_vm with the disk in disk_cids, ` +
+          `or cloud_properties.host: ${disk.host.name}), or let the Director copy the data to a new disk on '${vm.host.name}'`,
+      );
+    return pool.on(vm.host, (h) => h.backend.attachDisk(vm.local, disk.local), [
+      [vm.local, vmCid],
+      [disk.local, diskCid],
+    ]);
+  }
+
+  async function detachDisk(vmCid: string, diskCid: string): Promise<void> {
+    const vm = pool.locate('vm', vmCid);
+    const disk = pool.locate('disk', diskCid, 'Disk');
+    if (mismatch(vm, disk))
+      throw new CpiFailure(
+        ErrorType.DiskNotAttached,
+        `Disk '${diskCid}' is not attached to VM '${vmCid}': the disk is on Docker host '${disk.host.name}', the VM on '${vm.host.name}'`,
+      );
+    return pool.on(vm.host, (h) => h.backend.detachDisk(vm.local, disk.local), [
+      [vm.local, vmCid],
+      [disk.local, diskCid],
+    ]);
+  }
+
+  /** Director-managed networks exist on every host under one ID (all or none). */
+  async function createNetwork(definition: NetworkDefinition): Promise<NetworkResult> {
+    const create = (h: DockerHost, id?: string) => managedNetworks.createNetwork(h.context, definition, id);
+    if (pool.hosts.length === 1) return pool.on(pool.first, (h) => create(h));
+    const id = newId('net');
+    const outcomes = await Promise.allSettled(pool.hosts.map((host) => pool.on(host, (h) => create(h, id))));
+    const failed = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (failed.length) {
+      await Promise.allSettled(
+        pool.hosts.map((host, i) =>
+          outcomes[i]?.status === 'fulfilled' ? managedNetworks.deleteNetwork(host.context, id) : undefined,
+        ),
+      );
+      throw cloudError(
+        `Creating network ${id} on every Docker host failed: ${failed.map((f) => messageOf(f.reason)).join('; ')}`,
+        failed.some((f) => f.reason instanceof CpiFailure && f.reason.okToRetry),
+      );
+    }
+    return (outcomes[0] as PromiseFulfilledResult<NetworkResult>).value;
+  }
+
+  async function deleteNetwork(id: string): Promise<void> {
+    const remove = (host: DockerHost) => pool.on(host, (h) => managedNetworks.deleteNetwork(h.context, id));
+    if (pool.hosts.length === 1) return remove(pool.first);
+    const outcomes = await Promise.allSettled(pool.hosts.map(remove));
+    const failures = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+    const notFound = failures.filter(
+      (f) => f.reason instanceof CpiFailure && f.reason.type === ErrorType.NetworkNotFound,
+    );
+    const other = failures.filter((f) => !notFound.includes(f));
+    if (other.length) throw other[0]?.reason;
+    if (notFound.length === pool.hosts.length) throw notFound[0]?.reason;
+  }
+
+  return {
+    createStemcell: (path, props, tags) => stemcells.createStemcell(pool, path, props, tags),
+    deleteStemcell: (cid) => stemcells.deleteStemcell(pool, cid),
+    createVm,
+    deleteVm: (cid) => onId('vm', cid, (b, local) => b.deleteVm(local)),
+    hasVm: (cid) => onId('vm', cid, (b, local) => b.hasVm(local)),
+    rebootVm: (cid) => onId('vm', cid, (b, local) => b.rebootVm(local)),
+    setVmMetadata: (cid, metadata) => onId('vm', cid, (b, local) => b.setVmMetadata(local, metadata)),
+    calculateVmCloudProperties,
+    createDisk,
+    deleteDisk: (cid) => onId('disk', cid, (b, local) => b.deleteDisk(local)),
+    hasDisk: (cid) => onId('disk', cid, (b, local) => b.hasDisk(local)),
+    attachDisk,
+    detachDisk,
+    setDiskMetadata: (cid, metadata) => onId('disk', cid, (b, local) => b.setDiskMetadata(local, metadata)),
+    getDisks: (vmCid) =>
+      onId('vm', vmCid, async (b, local, at) => (await b.getDisks(local)).map((d) => pool.cid(at.host, d))),
+    resizeDisk: (cid, size) => onId('disk', cid, (b, local) => b.resizeDisk(local, size)),
+    updateDisk: (cid, size, props) =>
+      onId('disk', cid, async (b, local, at) => {
+        const updated = b.updateDisk ? await b.updateDisk(local, size, props) : null;
+        return updated === null ? null : pool.cid(at.host, updated);
+      }),
+    snapshotDisk: (cid, metadata) =>
+      onId('disk', cid, async (b, local, at) =>
+        pool.cid(at.host, await requireMethod(b.snapshotDisk)(local, metadata)),
+      ),
+    deleteSnapshot: (cid) => onId('snap', cid, (b, local) => requireMethod(b.deleteSnapshot)(local)),
+    createNetwork,
+    deleteNetwork,
+    close: () => pool.close(),
+  };
+}

@@ -1,0 +1,32 @@
+import { HOST_NAME } from '../config.ts';
+import { type IdKind, isId } from '../ids.ts';
+
+/**
+ * With several Docker hosts every cloud ID names its host: `<id>@<host>`, e.g.
+ * `vm-0b7e…@zone-2`. The part before `@` is the ID the host itself knows (container label, file
+ * names under data_dir), exactly the single-host format, so nothing on a host changes. An ID
+ * without `@` (created by a single-host config, before `hosts` existed) belongs to the first host.
+ *
+ * Both parts are checked against strict patterns before either is used: the local part becomes
+ * a path on the host, the host part is only ever looked up among the configured names.
+ */
+export const HOST_SEPARATOR = '@';
+
+export interface SplitId {
+  /** The ID as the host knows it. */
+  local: string;
+  /** The host's name; undefined for an ID in the single-host format. */
+  host: string | undefined;
+}
+
+/** Splits a cloud ID; undefined when it is not a well-formed ID of this kind. */
+export function splitId(kind: IdKind, cid: string): SplitId | undefined {
+  const at = cid.indexOf(HOST_SEPARATOR);
+  const local = at < 0 ? cid : cid.slice(0, at);
+  const host = at < 0 ? undefined : cid.slice(at + 1);
+  if (!isId(kind, local)) return undefined;
+  if (host !== undefined && !HOST_NAME.test(host)) return undefined;
+  return { local, host };
+}
+
+export const joinId = (local: string, host: string): string => `${local}${HOST_SEPARATOR}${host}`;
