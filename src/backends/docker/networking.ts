@@ -1,6 +1,7 @@
 import type { NetworkSpec, Networks } from '../../cpi/types.ts';
 import { vmCreationFailed } from '../../rpc/errors.ts';
 import { prefixToNetmask, subnetContains, subnetOf } from '../../util/ipv4.ts';
+import { DockerApiError } from './engine/client.ts';
 import type { DockerNetworks } from './engine/networks.ts';
 import type { EndpointSettings } from './engine/types.ts';
 import { LABELS } from './labels.ts';
@@ -49,6 +50,25 @@ export function defaultGatewayNetwork(networks: Networks): string | undefined {
 }
 
 /**
+ * Creates a network, or accepts it when a concurrent create_vm made it first: the engine then
+ * refuses the second creation with 403 "Pool overlaps" (the name check passed before the first
+ * creation took the subnet), not with the 409 a plain name clash gives.
+ */
+async function createOrJoin(api: DockerNetworks, name: string, spec: Record<string, unknown>): Promise<void> {
+  try {
+    await api.create({ Name: name, ...spec });
+  } catch (e) {
+    if (!(e instanceof DockerApiError && e.status === 403)) throw e;
+    // The winner holds the pool a moment before its network can be looked up.
+    for (let attempt = 0; attempt < 20; attempt++) {
+      if (await api.inspect(name)) return;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw e;
+  }
+}
+
+/**
  * Makes sure every Docker network the VM needs exists (creating bridge networks for manual
  * subnets on demand) and says how the container joins each.
  */
@@ -66,8 +86,7 @@ export async function planNetworks(
     let existing = await api.inspect(name);
     let managed = existing?.Labels?.[LABELS.network] === 'managed';
     if (!existing && subnet) {
-      await api.create({
-        Name: name,
+      await createOrJoin(api, name, {
         Driver: 'bridge',
         IPAM: {
           Driver: 'default',
