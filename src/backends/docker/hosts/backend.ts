@@ -33,11 +33,11 @@ export function hostsBackend(pool: HostPool): Backend {
   const log = pool.logger;
 
   /** Runs `step` on the host a cloud ID names, with the host-local ID. */
-  const onId = <T>(
+  const onId = async <T>(
     kind: IdKind,
     cid: string,
     step: (b: Backend, local: string, at: Located) => Promise<T>,
-  ) => {
+  ): Promise<T> => {
     const at = pool.locate(kind, cid);
     return pool.on(at.host, (h) => step(h.backend, at.local, at), [[at.local, cid]]);
   };
@@ -53,7 +53,7 @@ export function hostsBackend(pool: HostPool): Backend {
         log.info(
           `Placing the VM of agent '${input.agentId}' on Docker host '${host.name}': ${placement.reason}`,
         );
-      const disks = input.diskCids.map((cid) => ({ cid, at: pool.locate('disk', cid, 'Disk') }));
+      const disks = input.diskCids.map((cid) => ({ cid, at: pool.locate('disk', cid) }));
       const elsewhere = disks.filter((d) => d.at.valid && d.at.host !== host).map((d) => d.cid);
       if (elsewhere.length)
         log.warn(
@@ -112,7 +112,7 @@ export function hostsBackend(pool: HostPool): Backend {
   /** Disks never move between hosts: attaching one to a VM on another host is refused, naming both. */
   async function attachDisk(vmCid: string, diskCid: string): Promise<DiskHint> {
     const vm = pool.locate('vm', vmCid);
-    const disk = pool.locate('disk', diskCid, 'Disk');
+    const disk = pool.locate('disk', diskCid);
     if (mismatch(vm, disk))
       throw cloudError(
         `Disk '${diskCid}' is on Docker host '${disk.host.name}' and VM '${vmCid}' on Docker host '${vm.host.name}': ` +
@@ -127,7 +127,7 @@ export function hostsBackend(pool: HostPool): Backend {
 
   async function detachDisk(vmCid: string, diskCid: string): Promise<void> {
     const vm = pool.locate('vm', vmCid);
-    const disk = pool.locate('disk', diskCid, 'Disk');
+    const disk = pool.locate('disk', diskCid);
     if (mismatch(vm, disk))
       throw new CpiFailure(
         ErrorType.DiskNotAttached,

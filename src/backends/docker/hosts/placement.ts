@@ -91,7 +91,7 @@ export async function placeVm(pool: HostPool, input: CreateVmInput): Promise<Pla
   }
   const diskHosts = new Map<DockerHost, string[]>();
   for (const cid of input.diskCids) {
-    const at = pool.locate('disk', cid, 'Disk');
+    const at = pool.locate('disk', cid);
     if (at.valid) diskHosts.set(at.host, [...(diskHosts.get(at.host) ?? []), cid]);
   }
   const [first] = diskHosts;

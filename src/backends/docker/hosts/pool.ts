@@ -127,6 +127,14 @@ export class DockerHost {
   }
 }
 
+const KIND_NAMES: Record<IdKind, string> = {
+  vm: 'VM',
+  disk: 'Disk',
+  snap: 'Snapshot',
+  stemcell: 'Stemcell',
+  net: 'Network',
+};
+
 /** Where a cloud ID lives. `valid` is false for a malformed ID, which is handed to the first host unchanged. */
 export interface Located {
   host: DockerHost;
@@ -166,14 +174,14 @@ export class HostPool {
   }
 
   /** The host a cloud ID names; an ID naming a host the config does not list is an error. */
-  locate(kind: IdKind, cid: string, what = kind === 'vm' ? 'VM' : kind): Located {
+  locate(kind: IdKind, cid: string): Located {
     const split = splitId(kind, cid);
     if (!split) return { host: this.first, local: cid, valid: false };
     if (split.host === undefined) return { host: this.first, local: split.local, valid: true };
     const host = this.named(split.host);
     if (!host)
       throw cloudError(
-        `${what} '${cid}' is on Docker host '${split.host}', which is not in this CPI's config (hosts: ${this.names})`,
+        `${KIND_NAMES[kind]} '${cid}' is on Docker host '${split.host}', which is not in this CPI's config (hosts: ${this.names})`,
       );
     return { host, local: split.local, valid: true };
   }
