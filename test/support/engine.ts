@@ -1,0 +1,246 @@
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * A second, private Docker engine on this machine, reached over TCP with mutual TLS (certificates
+ * made here with openssl). It has its own data root, exec root, pidfile and sockets, no default
+ * bridge and leaves iptables alone, so it never touches the shared engine at /var/run/docker.sock.
+ * Only this engine is ever stopped, by the PID it wrote.
+ */
+export interface TestEngine {
+  id: string;
+  /** unix:///run/…/docker.sock */
+  socket: string;
+  /** tcp://127.0.0.1:<port> (TLS, client certificate required) */
+  tcp: string;
+  tls: { ca: string; certificate: string; privateKey: string };
+  /** PEM file paths of the client side. */
+  tlsFiles: { ca: string; certificate: string; privateKey: string };
+  /** A CA this engine does not trust (for TLS failure tests). */
+  otherCaFile: string;
+  logFile: string;
+  docker(...args: string[]): string;
+  dockerTry(...args: string[]): { code: number; stdout: string; stderr: string };
+  running(): boolean;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Stops the engine and removes its containers' leftovers, data root, exec root and certificates. */
+  destroy(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+function openssl(dir: string, ...args: string[]): void {
+  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/** A CA, a server certificate for 127.0.0.1 and a client certificate, all EC P-256, valid one day. */
+function makeCertificates(dir: string): void {
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl(
+    dir,
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    'ca-key.pem',
+    '-out',
+    'ca.pem',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=cpi-test-ca',
+  );
+  openssl(dir, 'req', ...ec, '-keyout', 'server-key.pem', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
+  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  openssl(
+    dir,
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca-key.pem',
+    '-CAcreateserial',
+    '-out',
+    'server.pem',
+    '-days',
+    '1',
+    '-extfile',
+    'server.ext',
+  );
+  openssl(dir, 'req', ...ec, '-keyout', 'key.pem', '-out', 'client.csr', '-subj', '/CN=cpi-test-client');
+  writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
+  openssl(
+    dir,
+    'x509',
+    '-req',
+    '-in',
+    'client.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca-key.pem',
+    '-CAcreateserial',
+    '-out',
+    'cert.pem',
+    '-days',
+    '1',
+    '-extfile',
+    'client.ext',
+  );
+  openssl(
+    dir,
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    'other-ca-key.pem',
+    '-out',
+    'other-ca.pem',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=untrusted-ca',
+  );
+}
+
+export async function startTestEngine(opts: { addressPool: string }): Promise<TestEngine> {
+  if (!opts.addressPool.startsWith('10.254.')) throw new Error('test engines use 10.254.0.0/16 only');
+  const id = randomUUID().slice(0, 8);
+  const dataRoot = `/var/lib/bosh-cpi-test-engine-${id}`;
+  const execRoot = `/run/bosh-cpi-test-engine-${id}`;
+  const certDir = mkdtempSync(join(tmpdir(), `cpi-engine-${id}-`));
+  mkdirSync(dataRoot, { recursive: true, mode: 0o700 });
+  mkdirSync(execRoot, { recursive: true, mode: 0o700 });
+  makeCertificates(certDir);
+  writeFileSync(join(certDir, 'daemon.json'), '{}');
+  const port = await freePort();
+  const socket = `unix://${execRoot}/docker.sock`;
+  const pidFile = `${execRoot}/docker.pid`;
+  const logFile = join(certDir, 'dockerd.log');
+  const args = [
+    '--config-file',
+    join(certDir, 'daemon.json'),
+    '--data-root',
+    join(dataRoot, 'root'),
+    '--exec-root',
+    join(execRoot, 'exec'),
+    '--pidfile',
+    pidFile,
+    '-H',
+    socket,
+    '-H',
+    `tcp://127.0.0.1:${port}`,
+    '--tlsverify',
+    '--tlscacert',
+    join(certDir, 'ca.pem'),
+    '--tlscert',
+    join(certDir, 'server.pem'),
+    '--tlskey',
+    join(certDir, 'server-key.pem'),
+    '--bridge=none',
+    '--iptables=false',
+    '--ip-masq=false',
+    '--ip-forward=false',
+    '--default-address-pool',
+    `base=${opts.addressPool},size=24`,
+  ];
+  const cli = (...a: string[]) => ['-H', socket, ...a];
+  const pid = (): number | undefined => {
+    if (!existsSync(pidFile)) return undefined;
+    const n = Number(readFileSync(pidFile, 'utf8').trim());
+    return Number.isInteger(n) && n > 1 && existsSync(`/proc/${n}`) ? n : undefined;
+  };
+  const read = (name: string) => readFileSync(join(certDir, name), 'utf8');
+
+  const engine: TestEngine = {
+    id,
+    socket,
+    tcp: `tcp://127.0.0.1:${port}`,
+    tls: { ca: read('ca.pem'), certificate: read('cert.pem'), privateKey: read('key.pem') },
+    tlsFiles: {
+      ca: join(certDir, 'ca.pem'),
+      certificate: join(certDir, 'cert.pem'),
+      privateKey: join(certDir, 'key.pem'),
+    },
+    otherCaFile: join(certDir, 'other-ca.pem'),
+    logFile,
+    docker: (...a) =>
+      execFileSync('docker', cli(...a), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim(),
+    dockerTry: (...a) => {
+      const r = spawnSync('docker', cli(...a), { encoding: 'utf8' });
+      return { code: r.status ?? -1, stdout: (r.stdout ?? '').trim(), stderr: (r.stderr ?? '').trim() };
+    },
+    running: () => pid() !== undefined,
+    async start() {
+      if (pid()) return;
+      const log = openSync(logFile, 'a');
+      const child = spawn('dockerd', args, { detached: true, stdio: ['ignore', log, log] });
+      child.unref();
+      closeSync(log);
+      for (let i = 0; i < 150; i++) {
+        if (engine.dockerTry('version', '--format', '{{.Server.Version}}').code === 0) return;
+        if (child.exitCode !== null) break;
+        await sleep(200);
+      }
+      throw new Error(
+        `the test engine did not start; see ${logFile}:\n${readFileSync(logFile, 'utf8').slice(-2000)}`,
+      );
+    },
+    async stop() {
+      const p = pid();
+      if (!p) return;
+      process.kill(p, 'SIGTERM');
+      for (let i = 0; i < 300 && existsSync(`/proc/${p}`); i++) await sleep(100);
+      if (existsSync(`/proc/${p}`)) process.kill(p, 'SIGKILL');
+      for (let i = 0; i < 50 && existsSync(`/proc/${p}`); i++) await sleep(100);
+    },
+    async destroy() {
+      if (engine.running()) {
+        const all = engine.docker('ps', '-aq').split('\n').filter(Boolean);
+        if (all.length) engine.dockerTry('rm', '-f', ...all);
+      }
+      await engine.stop();
+      for (const root of [dataRoot, execRoot]) {
+        // Anything the engine left mounted under its roots (it unmounts its own on a clean stop).
+        const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+          .split('\n')
+          .map((l) => l.split(' ')[4] ?? '')
+          .filter((m) => m.startsWith(`${root}/`))
+          .sort((a, b) => b.length - a.length);
+        for (const m of mounts) spawnSync('umount', ['-l', m]);
+        spawnSync('rm', ['-rf', '--one-file-system', root]);
+      }
+      rmSync(certDir, { recursive: true, force: true });
+    },
+  };
+  await engine.start();
+  return engine;
+}
