@@ -38,8 +38,10 @@ const work = mkdtempSync(join(tmpdir(), 'cpi-bench-hosts-'));
 const agent = { mbus: 'nats://nats:bench@127.0.0.1:4222', ntp: [] };
 const subnets = { local: freeSubnet('10.254'), remote: freeSubnet('10.254') };
 while (subnets.remote.base === subnets.local.base) subnets.remote = freeSubnet('10.254');
-const engine = await startTestEngine({ addressPool: '10.254.192.0/18' });
+const engine = await startTestEngine();
 const configs: string[] = [];
+/** Everything created, so that a failed run still releases its disks' mounts before the data dirs go. */
+const leftovers = new Map<string, Cpi>();
 
 function cpiFor(docker: Record<string, unknown>): Cpi {
   const path = writeConfig({ docker, agent });
@@ -66,12 +68,23 @@ const twoEngines = cpiFor({
   ],
 });
 
+/** Runs `work` over the items, `limit` at a time; after a failure no new item starts, and all end before it throws. */
 async function inParallel<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
+  let failed = false;
   const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await work(items[next++] as T);
+    while (!failed && next < items.length) {
+      try {
+        await work(items[next++] as T);
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
+    }
   });
-  await Promise.all(runners);
+  const outcomes = await Promise.allSettled(runners);
+  const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+  if (failure) throw failure.reason;
 }
 
 interface Result {
@@ -89,7 +102,7 @@ async function deployment(cpi: Cpi, stemcell: string, azs: Array<'z1' | 'z2'>, c
   await inParallel([...Array(count).keys()], PARALLEL, async (i) => {
     const az = azs[i % azs.length] as 'z1' | 'z2';
     const subnet = az === 'z1' ? subnets.local : subnets.remote;
-    const props = azs.length > 1 ? { host: az } : {};
+    const props = cpi === oneEngine ? {} : { host: az };
     const networks = {
       default: {
         type: 'manual',
@@ -104,8 +117,10 @@ async function deployment(cpi: Cpi, stemcell: string, azs: Array<'z1' | 'z2'>, c
     const c0 = performance.now();
     const [vm] = await cpi.call<[string]>('create_vm', [`agent-${i}`, stemcell, props, networks, [], {}]);
     createVmMs.push(performance.now() - c0);
+    leftovers.set(vm, cpi);
     await cpi.call('set_vm_metadata', [vm, { deployment: 'bench', instance_group: 'web', index: String(i) }]);
     const disk = await cpi.call<string>('create_disk', [256, {}, vm]);
+    leftovers.set(disk, cpi);
     await cpi.call('attach_disk', [vm, disk]);
     made.push({ vm, disk });
   });
@@ -120,6 +135,8 @@ async function deployment(cpi: Cpi, stemcell: string, azs: Array<'z1' | 'z2'>, c
     await cpi.call('detach_disk', [vm, disk]);
     await cpi.call('delete_vm', [vm]);
     await cpi.call('delete_disk', [disk]);
+    leftovers.delete(vm);
+    leftovers.delete(disk);
   });
   return { deployS, teardownS: (performance.now() - t1) / 1000, createVmMs, split };
 }
@@ -133,8 +150,9 @@ try {
   const image = buildStemcell(join(work, 'stemcell'), { paddingMiB: 64 }).imagePath;
   const rows: string[] = [];
   for (const [label, cpi, azs] of [
-    ['1 engine ', oneEngine, ['z1']],
-    ['2 engines', twoEngines, ['z1', 'z2']],
+    ['1 engine               ', oneEngine, ['z1']],
+    ['2 engines, AZs z1+z2   ', twoEngines, ['z1', 'z2']],
+    ['2 engines, all VMs in z1', twoEngines, ['z1']],
   ] as const) {
     const s0 = performance.now();
     const stemcell = await cpi.call<string>('create_stemcell', [image, {}]);
@@ -154,6 +172,8 @@ try {
   }
   console.log(`\n${VMS} VMs with a 256 MiB disk each, ${PARALLEL} in flight:\n${rows.join('\n')}`);
 } finally {
+  for (const [cid, cpi] of leftovers) if (cid.startsWith('vm-')) await cpi.run('delete_vm', [cid]);
+  for (const [cid, cpi] of leftovers) if (cid.startsWith('disk-')) await cpi.run('delete_disk', [cid]);
   removeAllFor(director);
   await engine.destroy();
   removeDataDir(dataDirs.local);

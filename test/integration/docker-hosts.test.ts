@@ -51,6 +51,7 @@ describe('Docker backend: several hosts', () => {
   const disks: string[] = [];
   let nets: { local: ReturnType<typeof freeSubnet>; remote: ReturnType<typeof freeSubnet> };
   let ip = 10;
+  let hadDocker0 = false;
 
   const config = (docker: Record<string, unknown>) => {
     const path = writeConfig({ docker, agent: AGENT });
@@ -123,7 +124,9 @@ describe('Docker backend: several hosts', () => {
     let remote = freeSubnet('10.254');
     while (remote.base === local.base) remote = freeSubnet('10.254');
     nets = { local, remote };
-    engine = await startTestEngine({ addressPool: '10.254.192.0/18' });
+    hadDocker0 = existsSync('/sys/class/net/docker0');
+    engine = await startTestEngine();
+    assert.equal(existsSync('/sys/class/net/docker0'), hadDocker0, "the shared engine's bridge is untouched");
     cpi = config({ hosts: hosts() });
     // A "host" that accepts connections and never answers, for placement's timeout.
     silent = createServer((s) => sockets.push(s));
@@ -385,6 +388,11 @@ describe('Docker backend: several hosts', () => {
     const lateAgain = await cpi.call<string>('create_stemcell', [stemcellPath, {}]);
 
     await engine.start();
+    assert.equal(
+      existsSync('/sys/class/net/docker0'),
+      hadDocker0,
+      "the restart left the shared engine's bridge alone",
+    );
     assert.equal(await cpi.call('has_vm', [onRemote]), true);
     assert.equal(await cpi.call('has_disk', [disk]), true);
     // The VM container came back with the engine, and its disk (a mount on the host) with it.

@@ -13,12 +13,19 @@ import {
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freeSubnet } from './docker.ts';
 
 /**
  * A second, private Docker engine on this machine, reached over TCP with mutual TLS (certificates
- * made here with openssl). It has its own data root, exec root, pidfile and sockets, no default
- * bridge and leaves iptables alone, so it never touches the shared engine at /var/run/docker.sock.
- * Only this engine is ever stopped, by the PID it wrote.
+ * made here with openssl). It has its own data root, exec root, pidfile and sockets, its own
+ * default bridge (an interface made here, in 10.254.0.0/16) and leaves iptables and ip_forward
+ * alone, so it never touches the shared engine at /var/run/docker.sock. Only this engine is ever
+ * stopped, by the PID it wrote.
+ *
+ * Two dockerd options delete the docker0 interface, breaking the shared engine's default bridge
+ * network, and so must never be used here: `--bridge=none` (at every start) and
+ * `--default-address-pool` (at every restart, when dockerd clears its stale bridge network). Networks
+ * this engine gets therefore always name their subnet (manual networks do).
  */
 export interface TestEngine {
   id: string;
@@ -131,8 +138,7 @@ function makeCertificates(dir: string): void {
   );
 }
 
-export async function startTestEngine(opts: { addressPool: string }): Promise<TestEngine> {
-  if (!opts.addressPool.startsWith('10.254.')) throw new Error('test engines use 10.254.0.0/16 only');
+export async function startTestEngine(): Promise<TestEngine> {
   const id = randomUUID().slice(0, 8);
   const dataRoot = `/var/lib/bosh-cpi-test-engine-${id}`;
   const execRoot = `/run/bosh-cpi-test-engine-${id}`;
@@ -142,6 +148,11 @@ export async function startTestEngine(opts: { addressPool: string }): Promise<Te
   makeCertificates(certDir);
   writeFileSync(join(certDir, 'daemon.json'), '{}');
   const port = await freePort();
+  const bridge = `bcpi${id.slice(0, 6)}`;
+  const bridgeNet = freeSubnet('10.254');
+  execFileSync('ip', ['link', 'add', bridge, 'type', 'bridge']);
+  execFileSync('ip', ['addr', 'add', `${bridgeNet.gateway}/24`, 'dev', bridge]);
+  execFileSync('ip', ['link', 'set', bridge, 'up']);
   const socket = `unix://${execRoot}/docker.sock`;
   const pidFile = `${execRoot}/docker.pid`;
   const logFile = join(certDir, 'dockerd.log');
@@ -165,12 +176,10 @@ export async function startTestEngine(opts: { addressPool: string }): Promise<Te
     join(certDir, 'server.pem'),
     '--tlskey',
     join(certDir, 'server-key.pem'),
-    '--bridge=none',
+    `--bridge=${bridge}`,
     '--iptables=false',
     '--ip-masq=false',
     '--ip-forward=false',
-    '--default-address-pool',
-    `base=${opts.addressPool},size=24`,
   ];
   const cli = (...a: string[]) => ['-H', socket, ...a];
   const pid = (): number | undefined => {
@@ -238,9 +247,15 @@ export async function startTestEngine(opts: { addressPool: string }): Promise<Te
         for (const m of mounts) spawnSync('umount', ['-l', m]);
         spawnSync('rm', ['-rf', '--one-file-system', root]);
       }
+      spawnSync('ip', ['link', 'del', bridge]);
       rmSync(certDir, { recursive: true, force: true });
     },
   };
-  await engine.start();
+  try {
+    await engine.start();
+  } catch (e) {
+    await engine.destroy();
+    throw e;
+  }
   return engine;
 }
