@@ -40,6 +40,8 @@ export interface NetworkInspect {
   Labels: Record<string, string> | null;
   IPAM: { Config: Array<{ Subnet?: string; Gateway?: string }> | null };
   Containers?: Record<string, unknown> | null;
+  /** RFC 3339 */
+  Created?: string;
 }
 
 export interface ExecResult {
