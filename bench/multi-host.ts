@@ -13,7 +13,14 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Cpi, writeConfig } from '../test/support/cpi.ts';
-import { ensureDockerRunning, freeSubnet, removeAllFor, removeDataDir } from '../test/support/docker.ts';
+import {
+  docker,
+  dockerTry,
+  ensureDockerRunning,
+  freeSubnet,
+  removeAllFor,
+  removeDataDir,
+} from '../test/support/docker.ts';
 import { startTestEngine } from '../test/support/engine.ts';
 import { buildStemcell } from '../test/support/stemcell.ts';
 
@@ -50,6 +57,8 @@ function cpiFor(docker: Record<string, unknown>): Cpi {
   cpi.context = { director_uuid: director };
   return cpi;
 }
+
+const networkNames = { z1: `${director}-z1`, z2: `${director}-z2` };
 
 const oneEngine = cpiFor({ data_dir: dataDirs.local });
 const twoEngines = cpiFor({
@@ -111,7 +120,8 @@ async function deployment(cpi: Cpi, stemcell: string, azs: Array<'z1' | 'z2'>, c
         gateway: subnet.gateway,
         dns: [],
         default: ['dns', 'gateway'],
-        cloud_properties: {},
+        // A network the bench made: the CPI never removes it, nor does another tree's CPI on the shared engine.
+        cloud_properties: { name: networkNames[az] },
       },
     };
     const c0 = performance.now();
@@ -147,6 +157,8 @@ const median = (xs: number[]) => {
 };
 
 try {
+  docker('network', 'create', '--subnet', subnets.local.cidr, networkNames.z1);
+  engine.docker('network', 'create', '--subnet', subnets.remote.cidr, networkNames.z2);
   const image = buildStemcell(join(work, 'stemcell'), { paddingMiB: 64 }).imagePath;
   const rows: string[] = [];
   for (const [label, cpi, azs] of [
@@ -175,6 +187,7 @@ try {
   for (const [cid, cpi] of leftovers) if (cid.startsWith('vm-')) await cpi.run('delete_vm', [cid]);
   for (const [cid, cpi] of leftovers) if (cid.startsWith('disk-')) await cpi.run('delete_disk', [cid]);
   removeAllFor(director);
+  dockerTry('network', 'rm', networkNames.z1);
   await engine.destroy();
   removeDataDir(dataDirs.local);
   removeDataDir(dataDirs.remote);
