@@ -202,6 +202,12 @@ describe('placement', () => {
     );
   });
 
+  test('a single-host config ignores a cloud_properties.host of another name, as it did before hosts', async () => {
+    const { pool, lines } = fakePool({ default: {} }, false);
+    assert.equal((await placeVm(pool, input({ cloudProperties: { host: 'z9' } }))).host.name, 'default');
+    assert.match(lines.join('\n'), /cloud_properties.host "z9" ignored: this CPI has a single Docker host/);
+  });
+
   test('next to its disks; a disk without host part is on the first host', async () => {
     const { pool } = fakePool({ a: { vms: 9 }, b: { vms: 0 } });
     assert.equal((await placeVm(pool, input({ diskCids: [`disk-${U1}@b`] }))).host.name, 'b');

@@ -82,6 +82,13 @@ export async function placeVm(pool: HostPool, input: CreateVmInput): Promise<Pla
   const requested = input.cloudProperties.host;
   if (requested !== undefined) {
     const host = typeof requested === 'string' ? pool.named(requested) : undefined;
+    // A single-host config (`docker.host`) ignored cloud_properties.host before hosts existed; it still does.
+    if (!host && !pool.qualifiedIds) {
+      pool.logger.warn(
+        `cloud_properties.host ${JSON.stringify(requested)} ignored: this CPI has a single Docker host (docker.host)`,
+      );
+      return { host: pool.first, reason: 'the only host' };
+    }
     if (!host)
       throw vmCreationFailed(
         `cloud_properties.host ${JSON.stringify(requested)} is not a Docker host of this CPI (hosts: ${pool.names})`,
