@@ -45,24 +45,19 @@ export function hostsBackend(pool: HostPool): Backend {
   const mismatch = (vm: Located, disk: Located) => vm.valid && disk.valid && vm.host !== disk.host;
 
   async function createVm(input: CreateVmInput): Promise<CreatedVm> {
-    let host: DockerHost | undefined;
     try {
-      const placement = await placeVm(pool, input);
-      host = placement.host;
+      const { host, reason } = await placeVm(pool, input);
       if (pool.hosts.length > 1)
-        log.info(
-          `Placing the VM of agent '${input.agentId}' on Docker host '${host.name}': ${placement.reason}`,
-        );
+        log.info(`Placing the VM of agent '${input.agentId}' on Docker host '${host.name}': ${reason}`);
       const disks = input.diskCids.map((cid) => ({ cid, at: pool.locate('disk', cid) }));
       const elsewhere = disks.filter((d) => d.at.valid && d.at.host !== host).map((d) => d.cid);
       if (elsewhere.length)
         log.warn(
           `Disks ${elsewhere.join(', ')} are not on Docker host '${host.name}': attach_disk will refuse them (disks stay on their host)`,
         );
-      const chosen = host;
       const ids = disks.map((d) => [d.at.local, d.cid]);
       return await pool.on(
-        chosen,
+        host,
         async (h) => {
           await stemcells.ensureStemcell(pool, h, input.stemcellCid);
           const created = await h.backend.createVm({ ...input, diskCids: disks.map((d) => d.at.local) });

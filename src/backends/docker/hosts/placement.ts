@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import type { CreateVmInput } from '../../../cpi/types.ts';
-import { CpiFailure, vmCreationFailed } from '../../../rpc/errors.ts';
+import { CpiFailure, cloudError, vmCreationFailed } from '../../../rpc/errors.ts';
 import { LABELS } from '../labels.ts';
 import type { DockerHost, HostPool } from './pool.ts';
 
@@ -66,7 +66,7 @@ export async function leastLoaded(pool: HostPool, what: string): Promise<Placeme
   const loads = await hostLoads(pool);
   const reachable = loads.filter((l): l is HostLoad & { vms: number } => l.vms !== undefined);
   if (reachable.length === 0)
-    throw vmCreationFailed(`No Docker host is reachable for ${what} (${describeLoads(loads)})`, true);
+    throw cloudError(`No Docker host is reachable for ${what} (${describeLoads(loads)})`, true);
   const fewest = Math.min(...reachable.map((l) => l.vms));
   const candidates = reachable.filter((l) => l.vms === fewest);
   const chosen = candidates[candidates.length === 1 ? 0 : randomInt(candidates.length)] as HostLoad;
@@ -110,5 +110,9 @@ export async function placeVm(pool: HostPool, input: CreateVmInput): Promise<Pla
     return { host, reason };
   }
   if (pool.hosts.length === 1) return { host: pool.first, reason: 'the only host' };
-  return leastLoaded(pool, `VM of agent '${input.agentId}'`);
+  try {
+    return await leastLoaded(pool, `the VM of agent '${input.agentId}'`);
+  } catch (e) {
+    throw e instanceof CpiFailure ? vmCreationFailed(e.message, e.okToRetry) : e;
+  }
 }
