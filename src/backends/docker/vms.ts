@@ -252,18 +252,10 @@ export async function deleteVm(ctx: DockerContext, vmCid: string): Promise<void>
   await removeUnusedStemcellImage(ctx, vm.ImageID);
 }
 
-/**
- * A network younger than this is kept even without containers: a create_vm (of any director on the
- * engine) may have made or found it a moment ago and not have joined it yet.
- */
-const NETWORK_GRACE_MS = 120_000;
-
-/** CPI-created networks go when their last container does, unless they were just made. */
+/** CPI-created networks go when their last container does (another VM may race to use it; it retries). */
 async function removeUnusedNetworks(ctx: DockerContext): Promise<void> {
   const managed = await ctx.networks.list([`${LABELS.network}=managed`]);
   for (const network of managed) {
-    const created = Date.parse(network.Created ?? '');
-    if (Number.isFinite(created) && Date.now() - created < NETWORK_GRACE_MS) continue;
     const inspected = await ctx.networks.inspect(network.Id);
     if (inspected && Object.keys(inspected.Containers ?? {}).length === 0) {
       const outcome = await ctx.networks.remove(network.Id);

@@ -40,8 +40,6 @@ export interface NetworkInspect {
   Labels: Record<string, string> | null;
   IPAM: { Config: Array<{ Subnet?: string; Gateway?: string }> | null };
   Containers?: Record<string, unknown> | null;
-  /** RFC 3339 */
-  Created?: string;
 }
 
 export interface ExecResult {
