@@ -89,8 +89,13 @@ function resourceLimits(props: CloudProperties): Record<string, number> {
   return limits;
 }
 
+/**
+ * Worth a retry: engine-side failures, and a network that a concurrent delete_vm removed as unused
+ * between planning and joining it (the retry creates it again).
+ */
 const isTransient = (e: unknown) =>
-  !(e instanceof CpiFailure) && !(e instanceof DockerApiError && e.status < 500);
+  !(e instanceof CpiFailure) &&
+  !(e instanceof DockerApiError && e.status < 500 && !/network \S+ not found/i.test(e.apiMessage));
 
 export async function createVm(ctx: DockerContext, input: CreateVmInput): Promise<CreatedVm> {
   const vmCid = newId('vm');
@@ -252,7 +257,10 @@ export async function deleteVm(ctx: DockerContext, vmCid: string): Promise<void>
   await removeUnusedStemcellImage(ctx, vm.ImageID);
 }
 
-/** CPI-created networks go when their last container does (another VM may race to use it; it retries). */
+/**
+ * CPI-created networks go when their last container does. A create_vm that planned to join one
+ * meanwhile fails with a retryable VMCreationFailed, and its retry creates the network again.
+ */
 async function removeUnusedNetworks(ctx: DockerContext): Promise<void> {
   const managed = await ctx.networks.list([`${LABELS.network}=managed`]);
   for (const network of managed) {
