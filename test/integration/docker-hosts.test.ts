@@ -285,7 +285,7 @@ describe('Docker backend: several hosts', () => {
       refusingWhy ?? '',
       /'refusing' \(tcp:\/\/127\.0\.0\.1:1\) is unreachable: connection refused/,
     );
-    assert.ok(performance.now() - started < 15_000, 'a silent host costs the placement timeout, no more');
+    assert.ok(performance.now() - started < 25_000, 'a silent host costs the placement timeout, no more');
     assert.equal(run.response.error, null, JSON.stringify(run.response.error));
     assert.match((run.response.result as [string])[0], new RegExp(`@${host}$`));
   });
