@@ -258,11 +258,16 @@ export async function deleteVm(ctx: DockerContext, vmCid: string): Promise<void>
 }
 
 /**
- * CPI-created networks go when their last container does. A create_vm that planned to join one
- * meanwhile fails with a retryable VMCreationFailed, and its retry creates the network again.
+ * CPI-created networks go when their last container does; each director removes only the ones it
+ * made, so another director's create_vm never loses a network it is about to join. A create_vm of
+ * the same director that planned to join one meanwhile fails with a retryable VMCreationFailed, and
+ * its retry creates the network again.
  */
 async function removeUnusedNetworks(ctx: DockerContext): Promise<void> {
-  const managed = await ctx.networks.list([`${LABELS.network}=managed`]);
+  const managed = await ctx.networks.list([
+    `${LABELS.network}=managed`,
+    `${LABELS.director}=${ctx.directorUuid}`,
+  ]);
   for (const network of managed) {
     const inspected = await ctx.networks.inspect(network.Id);
     if (inspected && Object.keys(inspected.Containers ?? {}).length === 0) {
