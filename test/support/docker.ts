@@ -66,11 +66,8 @@ export function removeAllFor(directorUuid: string): void {
   const label = `label=io.bosh.cpi.director=${directorUuid}`;
   const containers = docker('ps', '-aq', '--filter', label).split('\n').filter(Boolean);
   if (containers.length) dockerTry('rm', '-f', ...containers);
-  const volumes = docker('volume', 'ls', '-q', '--filter', 'label=io.bosh.cpi').split('\n').filter(Boolean);
-  for (const v of volumes) {
-    const vm = docker('volume', 'inspect', v, '--format', '{{index .Labels "io.bosh.cpi.vm"}}');
-    if (vm && !docker('ps', '-aq', '--filter', `label=io.bosh.cpi.vm=${vm}`)) dockerTry('volume', 'rm', v);
-  }
+  const volumes = docker('volume', 'ls', '-q', '--filter', label).split('\n').filter(Boolean);
+  if (volumes.length) dockerTry('volume', 'rm', ...volumes);
   const networks = docker('network', 'ls', '-q', '--filter', label).split('\n').filter(Boolean);
   for (const n of networks) dockerTry('network', 'rm', n);
   const images = docker('images', '-q', '--filter', label).split('\n').filter(Boolean);

@@ -97,7 +97,21 @@ const isTransient = (e: unknown) =>
   !(e instanceof CpiFailure) &&
   !(e instanceof DockerApiError && e.status < 500 && !/network \S+ not found/i.test(e.apiMessage));
 
+/**
+ * A CPI-made network can vanish between planning and start when a concurrent delete_vm removed
+ * it as unused; everything half-made was cleaned up, so one more attempt recreates it.
+ */
 export async function createVm(ctx: DockerContext, input: CreateVmInput): Promise<CreatedVm> {
+  try {
+    return await createVmOnce(ctx, input);
+  } catch (e) {
+    if (!(e instanceof CpiFailure && /network \S+ not found/i.test(e.message))) throw e;
+    ctx.logger.warn('A network of the VM was removed by a concurrent delete_vm; creating the VM again');
+    return createVmOnce(ctx, input);
+  }
+}
+
+async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<CreatedVm> {
   const vmCid = newId('vm');
   const image = stemcellImageRef(input.stemcellCid);
   if (!(await ctx.images.inspect(image)))
