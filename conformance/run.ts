@@ -51,7 +51,7 @@ async function main(): Promise<number> {
     reporter.log('\n== secrets (over everything the CPI printed during the run)');
     if (!opts.only || opts.only.has('secrets')) await runSecrets(suite);
     reporter.log('\n== framing (every response of the run)');
-    await finishFraming(suite);
+    await finishFraming(suite, !opts.only || opts.only.has('contract'));
   } catch (e) {
     reporter.fail('contract', 'suite set-up', (e as Error).stack ?? String(e));
   } finally {

@@ -639,15 +639,16 @@ export async function runContract(suite: Suite): Promise<void> {
 }
 
 /** Per method: every response the suite received was framed correctly (one JSON object, exit 0, ...). */
-export async function finishFraming(suite: Suite): Promise<void> {
+export async function finishFraming(suite: Suite, requireAll = true): Promise<void> {
   const runs = suite.cpi.allRuns.filter((r) => !r.killed);
   for (const method of METHODS) {
     const of = runs.filter((r) => r.label.startsWith(`${method}(`));
+    if (of.length === 0 && !requireAll) continue;
     await suite.reporter.check(
       'contract',
       `framing: all ${of.length} ${method} responses of the run are one JSON object each, exit 0`,
       () => {
-        if (of.length === 0) throw new CheckError(`${method} was never called`);
+        if (of.length === 0 && requireAll) throw new CheckError(`${method} was never called`);
         const bad = of.filter((r) => r.framing.length);
         if (bad.length)
           throw new CheckError(

@@ -86,7 +86,7 @@ function makeSecrets(): Secrets {
     blobstorePassword: `blobPW${r()}`,
     privateKey: pem('RSA PRIVATE KEY'),
     token: `tok${r()}`,
-    envPassword: `$6$conformance$${r()}`,
+    envPassword: `$6$${r()}$${r()}`,
     envPrivateKey: pem('PRIVATE KEY'),
   };
   return { ...s, all: Object.values(s) };
