@@ -1,6 +1,7 @@
 import type { NetworkSpec, Networks } from '../../cpi/types.ts';
 import { vmCreationFailed } from '../../rpc/errors.ts';
 import { prefixToNetmask, subnetContains, subnetOf } from '../../util/ipv4.ts';
+import { DockerApiError } from './engine/client.ts';
 import type { DockerNetworks } from './engine/networks.ts';
 import type { EndpointSettings } from './engine/types.ts';
 import { LABELS } from './labels.ts';
@@ -66,16 +67,30 @@ export async function planNetworks(
     let existing = await api.inspect(name);
     let managed = existing?.Labels?.[LABELS.network] === 'managed';
     if (!existing && subnet) {
-      await api.create({
-        Name: name,
-        Driver: 'bridge',
-        IPAM: {
-          Driver: 'default',
-          Config: [{ Subnet: subnet, ...(spec.gateway ? { Gateway: spec.gateway } : {}) }],
-        },
-        Labels: { [LABELS.cpi]: 'docker', [LABELS.network]: 'managed', [LABELS.director]: directorUuid },
-      });
+      // Concurrent create_vm calls race to make the same network: the losers see a name conflict
+      // (409) or an overlapping pool (403) and use the winner's network.
+      let lost: unknown;
+      await api
+        .create({
+          Name: name,
+          Driver: 'bridge',
+          IPAM: {
+            Driver: 'default',
+            Config: [{ Subnet: subnet, ...(spec.gateway ? { Gateway: spec.gateway } : {}) }],
+          },
+          Labels: { [LABELS.cpi]: 'docker', [LABELS.network]: 'managed', [LABELS.director]: directorUuid },
+        })
+        .catch((e: unknown) => {
+          if (!(e instanceof DockerApiError && (e.status === 403 || e.status === 409))) throw e;
+          lost = e;
+        });
       existing = await api.inspect(name);
+      // The winner's network is registered a moment after its address pool is taken.
+      for (let i = 0; !existing && lost && i < 30; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        existing = await api.inspect(name);
+      }
+      if (!existing && lost) throw lost;
       managed = true;
     }
     if (!existing)
