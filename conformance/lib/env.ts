@@ -270,6 +270,10 @@ export async function setUp(opts: Options, reporter: Reporter): Promise<Suite> {
   );
   suite.stemcellCid = stemcellCid;
   await refreshStemcellImages(suite);
+  // One disk round trip first: a CPI may lay out its data_dir lazily, and that one-time layout
+  // must not count as a leftover in the comparisons that follow.
+  const warm = await cpi.call<string>('create_disk', [1, {}, null]);
+  await cpi.call('delete_disk', [warm]);
   reporter.log(`stemcell: ${stemcellCid} from ${stemcellImage}`);
   return suite;
 }
