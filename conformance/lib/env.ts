@@ -127,7 +127,7 @@ export interface Suite {
 }
 
 /** A /24 in 10.252.0.0/16 that no route and no Docker network uses yet. */
-function pickSubnet(docker: DockerApi, networks: Awaited<ReturnType<DockerApi['networks']>>): string {
+export function pickSubnet(networks: Awaited<ReturnType<DockerApi['networks']>>): string {
   const routes = execFileSync('ip', ['route'], { encoding: 'utf8' });
   const used = new Set<number>();
   for (const m of routes.matchAll(/10\.252\.(\d+)\./g)) used.add(Number(m[1]));
@@ -138,7 +138,6 @@ function pickSubnet(docker: DockerApi, networks: Awaited<ReturnType<DockerApi['n
       // A wider network inside 10.252/16 blocks everything.
       if (/^10\.252\.0\.0\/(1[6-9]|2[0-3])$/.test(c.Subnet ?? '')) for (let i = 0; i < 256; i++) used.add(i);
     }
-  void docker;
   for (let tries = 0; tries < 200; tries++) {
     const n = 16 + Math.floor(Math.random() * 224);
     if (!used.has(n)) return `10.252.${n}.`;
@@ -202,7 +201,7 @@ export async function setUp(opts: Options, reporter: Reporter): Promise<Suite> {
 
   const docker = new DockerApi(dockerHost);
   if (!(await docker.ping())) throw new Error(`the Docker engine at ${dockerHost} does not answer`);
-  const subnetPrefix = pickSubnet(docker, await docker.networks());
+  const subnetPrefix = pickSubnet(await docker.networks());
 
   const cpi = new Cpi(opts.cpi ?? join(REPO, 'bin/cpi'), configPath, directorUuid);
   if (!opts.cpi && !existsSync(join(REPO, 'dist/cpi.cjs')))

@@ -136,15 +136,10 @@ export async function snapshot(scope: Scope): Promise<Snapshot> {
   }
   for (const v of volumes) {
     const vm = label(v.Labels, 'io.bosh.cpi.vm');
-    // Volumes carry no director label: they are ours when their VM is, or when no VM owns them at all (an orphan).
-    const orphan = vm !== undefined && !allVms.has(vm);
-    if (
-      isOurs(scope, v.Labels) ||
-      (vm !== undefined && (ourVms.has(vm) || orphan)) ||
-      (/^(vm|disk)-/.test(v.Name) && !v.Labels?.['io.bosh.cpi'])
-    )
+    // Others share the engine: a volume is the run's by its director label, or by its VM.
+    if (isOurs(scope, v.Labels) || (vm !== undefined && ourVms.has(vm)))
       snap.volumes[v.Name] =
-        `vm=${vm ?? '-'} labelled=${'io.bosh.cpi' in (v.Labels ?? {})}${orphan ? ' (no VM)' : ''}`;
+        `vm=${vm ?? '-'} labelled=${'io.bosh.cpi' in (v.Labels ?? {})}${allVms.has(vm ?? '') ? '' : ' (no VM)'}`;
   }
   for (const n of networks) {
     const subnets = (n.IPAM?.Config ?? []).map((c) => c.Subnet ?? '');

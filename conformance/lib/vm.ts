@@ -176,3 +176,8 @@ export async function fsSizeKiB(docker: DockerApi, vmCid: string, path: string):
     throw new Error(`df ${path} in VM ${vmCid} failed: ${out.stderr || out.stdout}`);
   return blocks;
 }
+
+/** Runs a shell script inside a VM. */
+export async function execInVm(docker: DockerApi, vmCid: string, script: string, timeoutMs = 60_000) {
+  return execIn(docker.host, await containerOf(docker, vmCid), script, timeoutMs);
+}
