@@ -307,7 +307,7 @@ export async function tearDown(suite: Suite): Promise<string[]> {
     !!labels &&
     'io.bosh.cpi' in labels &&
     labels['io.bosh.cpi.role'] !== 'helper' &&
-    scope.directors.has(labels['io.bosh.cpi.director'] ?? '');
+    scope.directors.has(labels['io.bosh.cpi.director'] ?? '\u0000');
   const containers = (await docker.containers()).filter(
     (c) => ours(c.Labels) || scope.stemcellImageIds.has(c.ImageID),
   );

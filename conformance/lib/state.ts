@@ -38,7 +38,9 @@ const label = (labels: Record<string, string> | null | undefined, key: string) =
 function isOurs(scope: Scope, labels: Record<string, string> | null | undefined): boolean {
   if (!labels || !('io.bosh.cpi' in labels)) return false;
   if (labels['io.bosh.cpi.role'] === 'helper') return false;
-  return scope.directors.has(labels['io.bosh.cpi.director'] ?? '');
+  // A missing director label is not the run's: other CPIs on the engine may not set one.
+  const director = labels['io.bosh.cpi.director'];
+  return director !== undefined && scope.directors.has(director);
 }
 
 /** Mount points (host mount namespace) with their source devices. */
