@@ -10,14 +10,16 @@ import * as stemcells from './stemcells.ts';
 import * as vms from './vms.ts';
 
 /** Engine failures become CloudErrors that name the host and the cause; unreachable hosts may be retried. */
-function toCpiFailure(e: unknown): unknown {
+function toCpiFailure(e: unknown, endpoint: string): unknown {
   if (e instanceof CpiFailure) return e;
   if (e instanceof TransportError) return cloudError(`Docker host ${e.endpoint}: ${e.message}`, true);
-  if (e instanceof DockerApiError) return cloudError(e.message, e.status >= 500);
+  // Name the engine: with several Docker hosts (or an engine restarting) "HTTP 500" alone says nothing.
+  if (e instanceof DockerApiError)
+    return cloudError(`Docker host ${endpoint}: ${e.message}`, e.status >= 500);
   return e;
 }
 
-function guarded<T extends object>(target: T): T {
+function guarded<T extends object>(target: T, endpoint: string): T {
   return new Proxy(target, {
     get(obj, key, receiver) {
       const value = Reflect.get(obj, key, receiver);
@@ -27,7 +29,7 @@ function guarded<T extends object>(target: T): T {
         try {
           return await value.apply(obj, args);
         } catch (e) {
-          throw toCpiFailure(e);
+          throw toCpiFailure(e, endpoint);
         }
       };
     },
@@ -65,7 +67,7 @@ export function create(context: BackendContext): Backend {
     deleteNetwork: (id) => managedNetworks.deleteNetwork(ctx, id),
     close: () => client.close(),
   };
-  return guarded(backend);
+  return guarded(backend, props.host);
 }
 
 export default { create } satisfies BackendModule;

@@ -215,7 +215,10 @@ export async function createVm(ctx: DockerContext, input: CreateVmInput): Promis
     await cleanupFailedVm(ctx, vmCid, created, e);
     if (e instanceof CpiFailure && e.type === 'Bosh::Clouds::VMCreationFailed') throw e;
     const message = e instanceof Error ? e.message : String(e);
-    throw vmCreationFailed(`Creating VM for agent '${input.agentId}' failed: ${message}`, isTransient(e));
+    throw vmCreationFailed(
+      `Creating VM for agent '${input.agentId}' on Docker host ${ctx.docker.endpoint} failed: ${message}`,
+      isTransient(e),
+    );
   }
 }
 
