@@ -104,7 +104,7 @@ interface Fixture {
 
 /** Arguments that are valid and would act on real resources, so a tolerated wrong value shows. */
 function validArgs(method: string, f: Fixture, suite: Suite): unknown[] {
-  const net = suite.addresses.network();
+  const net = suite.addresses.spare();
   switch (method) {
     case 'create_stemcell':
       return [suite.stemcellImage, {}, { tags: {} }];
@@ -339,7 +339,7 @@ export function corpus(suite: Suite, f: Fixture, cpi: Cpi): Case[] {
   );
   add(
     'wrong type: create_vm disk_cids holds a number',
-    req('create_vm', [`agent-${randomUUID()}`, f.stemcell, {}, suite.addresses.network(), [42], {}]),
+    req('create_vm', [`agent-${randomUUID()}`, f.stemcell, {}, suite.addresses.spare(), [42], {}]),
     ANY,
   );
   add(
@@ -389,13 +389,13 @@ export function corpus(suite: Suite, f: Fixture, cpi: Cpi): Case[] {
     [
       'create_vm from the disk CID as stemcell',
       'create_vm',
-      [`agent-${randomUUID()}`, f.disk, {}, suite.addresses.network(), [], {}],
+      [`agent-${randomUUID()}`, f.disk, {}, suite.addresses.spare(), [], {}],
       ANY,
     ],
     [
       'create_vm from the snapshot CID as stemcell',
       'create_vm',
-      [`agent-${randomUUID()}`, f.snap, {}, suite.addresses.network(), [], {}],
+      [`agent-${randomUUID()}`, f.snap, {}, suite.addresses.spare(), [], {}],
       ANY,
     ],
   ];
@@ -408,7 +408,7 @@ export function corpus(suite: Suite, f: Fixture, cpi: Cpi): Case[] {
       [
         'create_vm from a raw image name',
         'create_vm',
-        [`agent-${randomUUID()}`, 'bosh-cpi-helper:1', {}, suite.addresses.network(), [], {}],
+        [`agent-${randomUUID()}`, 'bosh-cpi-helper:1', {}, suite.addresses.spare(), [], {}],
         ANY,
       ],
     );

@@ -226,6 +226,24 @@ export async function runEngineRestart(suite: Suite): Promise<void> {
         disks.length = 0;
         await cpi.call('delete_stemcell', [stemcell]);
         stemcell = '';
+        // Calls that failed in flight may have left labelled pieces whose CID the caller never
+        // learnt; their labels must let delete_vm find and remove them.
+        const vmLabels = new Set<string>();
+        for (const ct of await engine.api.containers())
+          if (ct.Labels?.['io.bosh.cpi.vm']) vmLabels.add(ct.Labels['io.bosh.cpi.vm']);
+        for (const v of await engine.api.volumes())
+          if (v.Labels?.['io.bosh.cpi.vm']) vmLabels.add(v.Labels['io.bosh.cpi.vm']);
+        for (const v of vmLabels) {
+          const run = await cpi.request('delete_vm', [v]);
+          ensure(
+            run.response && (!run.response.error || run.response.error.type === 'Bosh::Clouds::VMNotFound'),
+            `delete_vm of left-over ${v}: ${short(run.response?.error)}`,
+          );
+        }
+        const unlabelled = (await engine.api.volumes()).filter(
+          (v) => !v.Labels || !('io.bosh.cpi' in v.Labels),
+        );
+        ensure(unlabelled.length === 0, `unlabelled volumes: ${unlabelled.map((v) => v.Name).join(', ')}`);
         const left = (await engine.api.containers()).filter(
           (ct) => ct.Labels?.['io.bosh.cpi.role'] !== 'helper' && 'io.bosh.cpi' in (ct.Labels ?? {}),
         );

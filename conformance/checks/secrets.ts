@@ -50,7 +50,7 @@ async function provoke(suite: Suite): Promise<Array<{ name: string; run: CpiRun;
   const { cpi } = suite;
   const env = envWithSecrets(suite);
   const out: Array<{ name: string; run: CpiRun; planted: string }> = [];
-  const net = () => suite.addresses.network();
+  const net = () => suite.addresses.spare();
   out.push({
     name: 'create_vm from a missing stemcell, env with secrets',
     run: await cpi.request('create_vm', [

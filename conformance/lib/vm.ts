@@ -15,6 +15,14 @@ export class Addresses {
     return ip;
   }
 
+  /**
+   * For requests that must fail (bad input, provocations): an address never handed out by take(),
+   * so a request that wrongly succeeds cannot collide with a live VM.
+   */
+  spare(): Record<string, unknown> {
+    return this.network(`${this.prefix}254`);
+  }
+
   network(ip = this.take()): Record<string, unknown> {
     return {
       default: {
