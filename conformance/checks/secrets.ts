@@ -33,6 +33,14 @@ export function findLeak(text: string, list: string[]): string | undefined {
   return undefined;
 }
 
+/** The config's shape as far as the broken variants touch it. */
+interface MutableConfig {
+  cloud: {
+    plugin: string;
+    properties: Record<string, Record<string, unknown>> & { agent: Record<string, unknown> };
+  };
+}
+
 function envWithSecrets(suite: Suite): Record<string, unknown> {
   return {
     bosh: {
@@ -108,8 +116,8 @@ async function provoke(suite: Suite): Promise<Array<{ name: string; run: CpiRun;
     planted: suite.secrets.token,
   });
   // Broken configs that still hold the secrets.
-  const variant = (name: string, mutate: (c: Record<string, any>) => void) => {
-    const c = structuredClone(suite.config) as Record<string, any>;
+  const variant = (name: string, mutate: (c: MutableConfig) => void) => {
+    const c = structuredClone(suite.config) as unknown as MutableConfig;
     mutate(c);
     const path = join(suite.workDir, `secret-variant-${out.length}.json`);
     writeFileSync(path, JSON.stringify(c), { mode: 0o600 });

@@ -20,7 +20,6 @@ export class PrivateEngine {
   readonly host: string;
   readonly api: DockerApi;
   private child: ChildProcess | undefined;
-  private starts = 0;
 
   constructor(private readonly logDir: string) {
     const preferred = '/run/conformance-docker.sock';
@@ -63,7 +62,6 @@ export class PrivateEngine {
       { stdio: ['ignore', log, log], detached: true },
     );
     closeSync(log);
-    this.starts++;
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (this.child.exitCode !== null)
