@@ -100,6 +100,9 @@ interface Fixture {
   disk: string;
   snap: string;
   stemcell: string;
+  /** The CPI's helper container (the Docker CPI's host-side worker), if the engine has one. */
+  helperName: string;
+  helperImage: string;
 }
 
 /** Arguments that are valid and would act on real resources, so a tolerated wrong value shows. */
@@ -403,12 +406,17 @@ export function corpus(suite: Suite, f: Fixture, cpi: Cpi): Case[] {
     cross.push(
       ['delete_vm of the VM container ID', 'delete_vm', [f.container], VM_NOT_FOUND],
       ['delete_vm of the VM container short ID', 'delete_vm', [f.container.slice(0, 12)], VM_NOT_FOUND],
-      ['delete_vm of the helper container name', 'delete_vm', ['bosh-cpi-helper'], VM_NOT_FOUND],
+      [
+        'delete_vm of the helper container name',
+        'delete_vm',
+        [f.helperName || 'bosh-cpi-helper'],
+        VM_NOT_FOUND,
+      ],
       ['reboot_vm of the VM container ID', 'reboot_vm', [f.container], ANY],
       [
         'create_vm from a raw image name',
         'create_vm',
-        [`agent-${randomUUID()}`, 'bosh-cpi-helper:1', {}, suite.addresses.spare(), [], {}],
+        [`agent-${randomUUID()}`, f.helperImage || 'bosh-cpi-helper:1', {}, suite.addresses.spare(), [], {}],
         ANY,
       ],
     );
@@ -510,7 +518,7 @@ function hashTree(dir: string): string {
 
 async function outside(suite: Suite, f: Fixture): Promise<Outside> {
   const helper = suite.isDocker
-    ? (await suite.docker.containers()).find((c) => c.Names.includes('/bosh-cpi-helper'))
+    ? (await suite.docker.containers()).find((c) => c.Labels?.['io.bosh.cpi.role'] === 'helper')
     : undefined;
   return {
     canary: hashTree(suite.canaryDir),
@@ -585,7 +593,19 @@ export async function runBadInput(suite: Suite): Promise<void> {
   const disk = await cpi.call<string>('create_disk', [16, {}, null]);
   const snap = await cpi.call<string>('snapshot_disk', [disk, {}]);
   const container = suite.isDocker ? ((await suite.docker.vmContainer(vm.cid))?.Id ?? '') : '';
-  const f: Fixture = { vm: vm.cid, vmAgent: vm.agentId, container, disk, snap, stemcell: suite.stemcellCid };
+  const helper = suite.isDocker
+    ? (await suite.docker.containers()).find((c) => c.Labels?.['io.bosh.cpi.role'] === 'helper')
+    : undefined;
+  const f: Fixture = {
+    vm: vm.cid,
+    vmAgent: vm.agentId,
+    container,
+    disk,
+    snap,
+    stemcell: suite.stemcellCid,
+    helperName: helper?.Names[0]?.replace(/^\//, '') ?? '',
+    helperImage: helper?.Image ?? '',
+  };
   suite.cleanups.push(async () => {
     await cpi.request('delete_snapshot', [snap]);
     await cpi.request('delete_vm', [vm.cid]);
