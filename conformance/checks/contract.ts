@@ -4,15 +4,7 @@ import { CheckError, ensure, ensureEqual, ensureErrorType, sameSet, short } from
 import { KNOWN_ERROR_TYPES } from '../lib/cpi.ts';
 import type { Suite } from '../lib/env.ts';
 import { describeDiff, isEmpty, settledDiff, snapshot } from '../lib/state.ts';
-import {
-  containerOf,
-  createVm,
-  hintPath,
-  mountsInVm,
-  persistentOf,
-  readSettings,
-  waitRunning,
-} from '../lib/vm.ts';
+import { createVm, hintPath, mountsInVm, persistentOf, readSettings, waitRunning } from '../lib/vm.ts';
 
 /** Every method of the contract (protocol.md §3); the suite exercises each at least once. */
 export const METHODS = [
@@ -635,7 +627,6 @@ export async function runContract(suite: Suite): Promise<void> {
       for (const v of created.vms) ensure(!(await docker.vmContainer(v)), `container of ${v} remains`);
     });
   }
-  void containerOf;
 }
 
 /** Per method: every response the suite received was framed correctly (one JSON object, exit 0, ...). */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ensure, sameSet, short, sleep } from '../lib/assert.ts';
+import { ensure, sameSet, short } from '../lib/assert.ts';
 import type { CpiRun } from '../lib/cpi.ts';
 import type { Suite } from '../lib/env.ts';
 import { describeDiff, type Snapshot, settledDiff, snapshot, waitForStillness } from '../lib/state.ts';
@@ -354,7 +354,6 @@ export async function runFaults(suite: Suite): Promise<void> {
         `only ${counts.killed} of ${total} runs were killed before they finished`,
       ),
     );
-    void sleep;
   } finally {
     for (const vm of live.vms) await cpi.request('delete_vm', [vm]);
     for (const s of live.snaps) await cpi.request('delete_snapshot', [s]);
