@@ -157,9 +157,25 @@ export async function detachDisk(ctx: DockerContext, vmCid: string, diskCid: str
     if (isId('vm', vmCid)) await releaseStale(ctx, vmCid, diskCid);
     throw vmNotFound(vmCid);
   }
+  // The settings must never name a disk that is not mounted: the agent would bind-mount an empty
+  // directory onto /var/vcap/store and the job's data would land in the container. So the disk
+  // leaves the settings before it is unmounted; a call killed in between leaves a mounted disk
+  // the settings do not name yet, which the retry finishes.
+  const mounted = disksOf(await ctx.host.run('list-disks', [vmCid]));
+  await syncPersistentDisks(
+    ctx.containers,
+    vm.Id,
+    vmCid,
+    mounted.filter((d) => d !== diskCid),
+  );
   const inspected = await ctx.containers.inspect(vm.Id);
   const pid = inspected?.State.Running ? String(inspected.State.Pid) : '0';
   const res = await ctx.host.run('detach-disk', [vmCid, diskCid, pid, String(DETACH_BUSY_WAIT_S)]);
+  if (res.exitCode !== 0) {
+    // Not detached (busy, not attached, ...): the settings go back to what is really mounted,
+    // which also clears an entry left by an earlier detach that was killed after its unmount.
+    await syncSettings(ctx, vm.Id, vmCid, disksOf(await ctx.host.run('list-disks', [vmCid])));
+  }
   if (res.exitCode === NOT_FOUND) throw diskNotFound(diskCid);
   if (res.exitCode === NOT_ATTACHED) throw diskNotAttached(vmCid, diskCid);
   if (res.exitCode === BUSY)

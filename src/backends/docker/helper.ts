@@ -38,20 +38,29 @@ function helperImageTar(): Buffer {
   ]);
 }
 
-/** Finds the PID of a process in the host's mount namespace (dockerd), then runs the script there. */
+/**
+ * Finds a process in the host mount namespace of *this* engine, then runs the script there. The
+ * exec'd shell's parent is the helper's containerd-shim, which lives where this engine's
+ * containerd does; other dockerd processes on the machine (other engines, which come and go)
+ * are only a fallback, and only while their namespace can still be opened.
+ */
 const ENTER_HOST = `
 pid=""
-for p in /proc/[0-9]*; do
-  read -r c 2>/dev/null < "$p/comm" || continue
-  if [ "$c" = dockerd ]; then pid=$(basename "$p"); break; fi
+p=$$
+while [ -n "$p" ] && [ "$p" -gt 1 ]; do
+  read -r c 2>/dev/null < "/proc/$p/comm" || break
+  case "$c" in containerd-shim*) pid=$p; break;; esac
+  read -r _ _ _ p _ 2>/dev/null < "/proc/$p/stat" || break
 done
 if [ -z "$pid" ]; then
-  for p in /proc/[0-9]*; do
-    read -r c 2>/dev/null < "$p/comm" || continue
-    if [ "$c" = containerd ]; then pid=$(basename "$p"); break; fi
+  for name in dockerd containerd; do
+    for p in /proc/[0-9]*; do
+      read -r c 2>/dev/null < "$p/comm" || continue
+      if [ "$c" = "$name" ] && [ -r "$p/ns/mnt" ]; then pid=$(basename "$p"); break 2; fi
+    done
   done
 fi
-[ -n "$pid" ] || { echo "cannot find dockerd or containerd among the host's processes" >&2; exit 90; }
+[ -n "$pid" ] || { echo "cannot find this engine's containerd-shim, dockerd or containerd among the host's processes" >&2; exit 90; }
 script=$1; shift
 exec nsenter -t "$pid" -m -- /bin/sh -c "$script" bosh-cpi-host "$@"
 `;

@@ -34,6 +34,19 @@ setup() {
 
 lock_disk() { exec 8>"$D/locks/$1.lock"; flock 8; }
 
+# The kernel frees an autoclear loop device a moment after its last unmount, later still when
+# several unmounts run at once, so a disk detached a moment ago may still show one. Waits up to
+# 3 s for <image>'s loop devices to go; fails if any remains.
+loops_gone() { # <image>
+  n=0
+  while [ -n "$(losetup -j "$1")" ]; do
+    n=$((n + 1))
+    [ "$n" -gt 30 ] && return 1
+    sleep 0.1
+  done
+  return 0
+}
+
 # Prints "disk <cid>" for every disk mounted for a VM.
 list_mounts() {
   [ -d "$D/mounts/$1" ] || return 0
@@ -105,7 +118,7 @@ delete-disk) # <disk_cid>
   lock_disk "$cid"
   vm=$(mounted_under "$cid")
   [ -n "$vm" ] && die 4 "attached $vm"
-  [ -n "$(losetup -j "$D/disks/$cid/disk.img")" ] && die 6 "disk image is still in use by a loop device"
+  loops_gone "$D/disks/$cid/disk.img" || die 6 "disk image is still in use by a loop device"
   gone=$(fresh_name "$D/disks" deleting "$cid")
   mv "$D/disks/$cid" "$gone"
   rm -rf "$gone" "$D/locks/$cid.lock"
@@ -124,7 +137,7 @@ attach-disk) # <vm_cid> <disk_cid>
   if ! mountpoint -q "$mp" 2>/dev/null; then
     other=$(mounted_under "$cid")
     [ -n "$other" ] && die 4 "attached $other"
-    [ -n "$(losetup -j "$img")" ] && die 6 "disk image is in use by a loop device outside this CPI's mounts"
+    loops_gone "$img" || die 6 "disk image is in use by a loop device outside this CPI's mounts"
     mkdir -p "$mp"
     mount -o loop,noatime "$img" "$mp"
   fi
@@ -228,7 +241,7 @@ resize-disk) # <disk_cid> <size MiB>
   lock_disk "$cid"
   vm=$(mounted_under "$cid")
   [ -n "$vm" ] && die 4 "attached $vm"
-  [ -n "$(losetup -j "$img")" ] && die 6 "disk image is in use by a loop device"
+  loops_gone "$img" || die 6 "disk image is in use by a loop device"
   cur=$(stat -c %s "$img")
   [ $(( $2 * 1048576 )) -lt "$cur" ] && die 7 "disk is $(( cur / 1048576 )) MiB; shrinking to $2 MiB is not supported"
   if [ $(( $2 * 1048576 )) -eq "$cur" ]; then echo "size $cur"; exit 0; fi

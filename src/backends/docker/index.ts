@@ -12,14 +12,16 @@ import * as stemcells from './stemcells.ts';
 import * as vms from './vms.ts';
 
 /** Engine failures become CloudErrors that name the host and the cause; unreachable hosts may be retried. */
-function toCpiFailure(e: unknown): unknown {
+function toCpiFailure(e: unknown, endpoint: string): unknown {
   if (e instanceof CpiFailure) return e;
   if (e instanceof TransportError) return cloudError(`Docker host ${e.endpoint}: ${e.message}`, true);
-  if (e instanceof DockerApiError) return cloudError(e.message, e.status >= 500);
+  // Name the engine: with several Docker hosts (or an engine restarting) "HTTP 500" alone says nothing.
+  if (e instanceof DockerApiError)
+    return cloudError(endpoint ? `Docker host ${endpoint}: ${e.message}` : e.message, e.status >= 500);
   return e;
 }
 
-function guarded<T extends object>(target: T): T {
+function guarded<T extends object>(target: T, endpoint = ''): T {
   return new Proxy(target, {
     get(obj, key, receiver) {
       const value = Reflect.get(obj, key, receiver);
@@ -29,7 +31,7 @@ function guarded<T extends object>(target: T): T {
         try {
           return await value.apply(obj, args);
         } catch (e) {
-          throw toCpiFailure(e);
+          throw toCpiFailure(e, endpoint);
         }
       };
     },
@@ -81,7 +83,7 @@ export function create(context: BackendContext): Backend {
       const client = new DockerClient(spec.endpoint, tls, spec.apiVersion);
       const hostProps = { ...props, host: spec.endpoint, tls: spec.tls, data_dir: spec.dataDir };
       const ctx = new DockerContext(client, hostProps, context.agent, context.directorUuid, logger);
-      return { context: ctx, backend: singleHostBackend(ctx) };
+      return { context: ctx, backend: guarded(singleHostBackend(ctx), spec.endpoint) };
     },
     (spec) => loadTls(spec, spec.tlsPath),
     context.logger,

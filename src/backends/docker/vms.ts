@@ -89,6 +89,10 @@ function resourceLimits(props: CloudProperties): Record<string, number> {
   return limits;
 }
 
+/** The engine's answer when a network named in a container spec no longer exists. */
+const isNetworkGone = (e: unknown) =>
+  e instanceof DockerApiError && e.status === 404 && /network/i.test(e.apiMessage);
+
 /**
  * Worth a retry: engine-side failures, and a network that a concurrent delete_vm removed as unused
  * between planning and joining it (the retry creates it again).
@@ -128,10 +132,6 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
 
   const created: { container?: string; volume?: boolean; hostStorage?: boolean } = {};
   try {
-    const plan = await ctx.logger.timed('networks', () =>
-      planNetworks(input.networks, ctx.networks, ctx.props.default_network, ctx.directorUuid),
-    );
-    const first = plan.find((p) => p.isDefaultGateway) ?? plan[0];
     let ephemeralBind: string;
     if (ephemeralSize !== undefined) {
       created.hostStorage = true;
@@ -157,30 +157,54 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
       [LABELS.createdAt]: new Date().toISOString(),
     };
     const dns = dnsServers(input.networks);
-    created.container = await ctx.containers.create(vmCid, {
-      Image: image,
-      Hostname: input.agentId.slice(0, 63),
-      Entrypoint: startCommand(ctx),
-      Cmd: [],
-      Labels: labels,
-      ExposedPorts: ports.exposed,
-      HostConfig: {
-        Binds: [`${ctx.props.data_dir}/mounts/${vmCid}:${MOUNT_POINT_IN_VM}:rslave`, ephemeralBind, ...binds],
-        Privileged: privileged,
-        CapAdd: privileged ? [] : ctx.props.cap_add,
-        SecurityOpt: ctx.props.security_opt,
-        RestartPolicy: { Name: 'unless-stopped' },
-        PortBindings: ports.bindings,
-        ...(dns.length ? { Dns: dns } : {}),
-        NetworkMode: first?.dockerName ?? 'none',
-        ...limits,
-      },
-      NetworkingConfig: first ? { EndpointsConfig: { [first.dockerName]: first.endpoint } } : {},
-    });
-    for (const attachment of plan) {
-      if (attachment !== first)
-        await ctx.networks.connect(attachment.dockerName, created.container, attachment.endpoint);
+    // A concurrent delete_vm may remove a CPI-managed network between planning and use (it was
+    // unused at that instant): plan again and retry rather than fail the VM.
+    let plan: NetworkAttachment[] = [];
+    for (let attempt = 1; ; attempt++) {
+      plan = await ctx.logger.timed('networks', () =>
+        planNetworks(input.networks, ctx.networks, ctx.props.default_network, ctx.directorUuid),
+      );
+      const first = plan.find((p) => p.isDefaultGateway) ?? plan[0];
+      try {
+        created.container = await ctx.containers.create(vmCid, {
+          Image: image,
+          Hostname: input.agentId.slice(0, 63),
+          Entrypoint: startCommand(ctx),
+          Cmd: [],
+          Labels: labels,
+          ExposedPorts: ports.exposed,
+          HostConfig: {
+            Binds: [
+              `${ctx.props.data_dir}/mounts/${vmCid}:${MOUNT_POINT_IN_VM}:rslave`,
+              ephemeralBind,
+              ...binds,
+            ],
+            Privileged: privileged,
+            CapAdd: privileged ? [] : ctx.props.cap_add,
+            SecurityOpt: ctx.props.security_opt,
+            RestartPolicy: { Name: 'unless-stopped' },
+            PortBindings: ports.bindings,
+            ...(dns.length ? { Dns: dns } : {}),
+            NetworkMode: first?.dockerName ?? 'none',
+            ...limits,
+          },
+          NetworkingConfig: first ? { EndpointsConfig: { [first.dockerName]: first.endpoint } } : {},
+        });
+        for (const attachment of plan) {
+          if (attachment !== first)
+            await ctx.networks.connect(attachment.dockerName, created.container, attachment.endpoint);
+        }
+        break;
+      } catch (e) {
+        if (attempt >= 6 || !isNetworkGone(e)) throw e;
+        ctx.logger.warn(
+          `A network of VM ${vmCid} vanished during its creation (attempt ${attempt}); retrying`,
+        );
+        if (created.container) await ctx.containers.remove(created.container, { force: true });
+        created.container = undefined;
+      }
     }
+    const container = created.container as string;
 
     const settingsFor = (networks: CreateVmInput['networks']) =>
       buildAgentSettings({
@@ -192,25 +216,28 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
         preconfiguredNetworks: true,
       });
     // Settings go in before the container's init starts, so the agent finds them on its first try.
-    await writeSettings(ctx.containers, created.container, vmCid, settingsFor(input.networks));
-    await startContainer(ctx, created.container);
+    await writeSettings(ctx.containers, container, vmCid, settingsFor(input.networks));
+    await startContainer(ctx, container);
 
     let networks = input.networks;
     if (Object.values(input.networks).some((n) => n.type === 'dynamic')) {
-      const inspected = await ctx.containers.inspect(created.container);
+      const inspected = await ctx.containers.inspect(container);
       networks = reportNetworks(input.networks, plan, inspected?.NetworkSettings.Networks ?? {});
-      await writeSettings(ctx.containers, created.container, vmCid, settingsFor(networks));
+      await writeSettings(ctx.containers, container, vmCid, settingsFor(networks));
     }
-    await applyDefaultRoute(ctx, created.container, networks);
+    await applyDefaultRoute(ctx, container, networks);
     ctx.logger.info(
-      `Created VM ${vmCid} (container ${created.container.slice(0, 12)}) from stemcell ${input.stemcellCid}`,
+      `Created VM ${vmCid} (container ${container.slice(0, 12)}) from stemcell ${input.stemcellCid}`,
     );
     return { vmCid, networks };
   } catch (e) {
     await cleanupFailedVm(ctx, vmCid, created, e);
     if (e instanceof CpiFailure && e.type === 'Bosh::Clouds::VMCreationFailed') throw e;
     const message = e instanceof Error ? e.message : String(e);
-    throw vmCreationFailed(`Creating VM for agent '${input.agentId}' failed: ${message}`, isTransient(e));
+    throw vmCreationFailed(
+      `Creating VM for agent '${input.agentId}' on Docker host ${ctx.docker.endpoint} failed: ${message}`,
+      isTransient(e),
+    );
   }
 }
 
@@ -272,22 +299,31 @@ export async function deleteVm(ctx: DockerContext, vmCid: string): Promise<void>
 }
 
 /**
- * CPI-created networks go when their last container does; each director removes only the ones it
- * made, so another director's create_vm never loses a network it is about to join. A create_vm of
- * the same director that planned to join one meanwhile fails with a retryable VMCreationFailed, and
- * its retry creates the network again.
+ * CPI-created networks go when no container uses them any more. A container that is created but
+ * not yet started holds no endpoint, so the containers' own network settings are checked too; a
+ * create_vm that planned an older network just before it went retries (see createVm).
  */
 async function removeUnusedNetworks(ctx: DockerContext): Promise<void> {
+  // Each director removes only the networks it made: another director's create_vm never loses one.
   const managed = await ctx.networks.list([
     `${LABELS.network}=managed`,
     `${LABELS.director}=${ctx.directorUuid}`,
   ]);
-  for (const network of managed) {
-    const inspected = await ctx.networks.inspect(network.Id);
-    if (inspected && Object.keys(inspected.Containers ?? {}).length === 0) {
-      const outcome = await ctx.networks.remove(network.Id);
-      if (outcome === 'removed') ctx.logger.info(`Removed unused network ${network.Name}`);
+  if (managed.length === 0) return;
+  const referenced = new Set<string>();
+  for (const c of await ctx.containers.list([])) {
+    if (c.HostConfig?.NetworkMode) referenced.add(c.HostConfig.NetworkMode);
+    for (const [name, endpoint] of Object.entries(c.NetworkSettings?.Networks ?? {})) {
+      referenced.add(name);
+      if (endpoint.NetworkID) referenced.add(endpoint.NetworkID);
     }
+  }
+  for (const network of managed) {
+    if (referenced.has(network.Name) || referenced.has(network.Id)) continue;
+    const inspected = await ctx.networks.inspect(network.Id);
+    if (!inspected || Object.keys(inspected.Containers ?? {}).length > 0) continue;
+    const outcome = await ctx.networks.remove(network.Id);
+    if (outcome === 'removed') ctx.logger.info(`Removed unused network ${network.Name}`);
   }
 }
 

@@ -6,6 +6,8 @@ export interface ContainerSummary {
   ImageID: string;
   Labels: Record<string, string>;
   State: string;
+  HostConfig?: { NetworkMode?: string };
+  NetworkSettings?: { Networks?: Record<string, EndpointSettings> | null };
 }
 
 export interface EndpointSettings {
