@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { BACKENDS } from './backends/registry.ts';
 import { configPathFromArgv } from './config/argv.ts';
 import { type CpiConfig, parseConfig, readConfigFile } from './config/config.ts';
@@ -37,11 +36,14 @@ function loadConfig(
   return config;
 }
 
+/** Names a call's log lines until its request_id is known: Math.random will do (no node:crypto to load). */
+const provisionalRequestId = () => `cpi-${Math.random().toString(16).slice(2, 10).padEnd(8, '0')}`;
+
 /** One CPI call: request bytes in, the response out. Never throws for anything the caller sent. */
 export async function handleCall(env: CallEnvironment): Promise<CpiResponse> {
   const { readInput, argv, redactor, backends = BACKENDS, stderr } = env;
   const newLogger = (requestId: string) => new Logger(requestId, redactor, stderr);
-  let logger = newLogger(`cpi-${randomBytes(4).toString('hex')}`);
+  let logger = newLogger(provisionalRequestId());
   let backend: Backend | undefined;
   try {
     const request = parseRequest(await readInput());

@@ -88,7 +88,7 @@ export function buildStemcell(dir: string, opts: { paddingMiB?: number } = {}): 
     let seed = 12345;
     for (let i = 0; i < opts.paddingMiB; i++) {
       for (let j = 0; j < chunk.length; j += 4) {
-        seed = (seed * 1103515245 + 12345) >>> 0;
+        seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
         chunk.writeUInt32LE(seed, j);
       }
       parts.push(Buffer.from(chunk));

@@ -1,3 +1,4 @@
+import type { AgentSettings } from '../../agent/settings.ts';
 import type { CloudProperties, DiskHint, Metadata } from '../../cpi/types.ts';
 import {
   cloudError,
@@ -10,7 +11,7 @@ import {
 import type { DockerContext } from './context.ts';
 import type { HostResult } from './helper.ts';
 import { isId, newId } from './ids.ts';
-import { diskHint, syncPersistentDisks } from './settings-file.ts';
+import { diskHint, readSettings, syncPersistentDisks } from './settings-file.ts';
 import { findVm, requireVm } from './vms.ts';
 
 const NOT_FOUND = 3;
@@ -109,6 +110,19 @@ async function releaseStale(ctx: DockerContext, vmCid: string, diskCid: string):
 }
 
 /**
+ * Starts reading the VM's settings file, to overlap with attach's host operation (both take ~50 ms
+ * of engine time and neither depends on the other). Its result, or error, is awaited in syncSettings.
+ * Not for detach: while an archive request runs, dockerd holds a private recursive bind of every
+ * mount of the container (the persistent disks included), so an unmount at that moment leaves the
+ * loop device busy until the request ends: the detach would wait for it, or fail.
+ */
+function prefetchSettings(ctx: DockerContext, containerId: string): Promise<AgentSettings | undefined> {
+  const read = readSettings(ctx.containers, containerId);
+  read.catch(() => {}); // a host operation that fails first leaves it unawaited
+  return read;
+}
+
+/**
  * Brings the settings file in line with the disks really mounted. Concurrent attach/detach
  * calls on one VM can interleave their writes, so the mounts are read again after writing and
  * the file is rewritten until both agree.
@@ -118,10 +132,12 @@ async function syncSettings(
   containerId: string,
   vmCid: string,
   mounted: string[],
+  prefetched?: Promise<AgentSettings | undefined>,
 ): Promise<void> {
   let disks = mounted;
   for (let attempt = 0; attempt < 5; attempt++) {
-    await syncPersistentDisks(ctx.containers, containerId, vmCid, disks);
+    const current = attempt === 0 ? prefetched : undefined;
+    await syncPersistentDisks(ctx.containers, containerId, vmCid, disks, current);
     const now = disksOf(await ctx.host.run('list-disks', [vmCid]));
     if (now.length === disks.length && now.every((d) => disks.includes(d))) return;
     disks = now;
@@ -132,6 +148,7 @@ async function syncSettings(
 export async function attachDisk(ctx: DockerContext, vmCid: string, diskCid: string): Promise<DiskHint> {
   const vm = await requireVm(ctx, vmCid);
   requireDiskId(diskCid);
+  const settings = prefetchSettings(ctx, vm.Id);
   let res = await ctx.host.run('attach-disk', [vmCid, diskCid]);
   if (res.exitCode === IN_USE_ELSEWHERE) {
     const holder = holderOf(res);
@@ -145,7 +162,7 @@ export async function attachDisk(ctx: DockerContext, vmCid: string, diskCid: str
   }
   if (res.exitCode === NOT_FOUND) throw diskNotFound(diskCid);
   if (res.exitCode !== 0) fail(res, `Attaching disk '${diskCid}' to VM '${vmCid}' failed`);
-  await syncSettings(ctx, vm.Id, vmCid, disksOf(res));
+  await syncSettings(ctx, vm.Id, vmCid, disksOf(res), settings);
   ctx.logger.info(`Attached disk ${diskCid} to VM ${vmCid} at ${diskHint(diskCid)}`);
   return diskHint(diskCid);
 }

@@ -60,14 +60,18 @@ export async function readSettings(
   return JSON.parse(content.toString('utf8')) as AgentSettings;
 }
 
-/** Rewrites `disks.persistent` to name exactly the given disks (the ones really mounted). */
+/**
+ * Rewrites `disks.persistent` to name exactly the given disks (the ones really mounted).
+ * `current` is the settings file if the caller already started reading it.
+ */
 export async function syncPersistentDisks(
   containers: Containers,
   containerId: string,
   vmCid: string,
   diskCids: string[],
+  current: Promise<AgentSettings | undefined> = readSettings(containers, containerId),
 ): Promise<void> {
-  const settings = await readSettings(containers, containerId);
+  const settings = await current;
   if (!settings) throw new Error(`the agent settings file of VM '${vmCid}' is missing`);
   const disks: Record<string, DiskHint> = {};
   for (const cid of [...diskCids].sort()) disks[cid] = diskHint(cid);
