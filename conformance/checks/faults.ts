@@ -146,7 +146,7 @@ export async function runFaults(suite: Suite): Promise<void> {
         .join(', ')}`,
     );
 
-    const killAt = (op: Op) => Math.round(20 + Math.random() * durations[op] * 1.1);
+    const killAt = (op: Op) => Math.round(20 + Math.random() * durations[op] * 0.9);
     const counts = { killed: 0, finished: 0 };
     const note = (run: CpiRun) => {
       if (run.killed) counts.killed++;
