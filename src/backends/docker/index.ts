@@ -12,16 +12,14 @@ import * as stemcells from './stemcells.ts';
 import * as vms from './vms.ts';
 
 /** Engine failures become CloudErrors that name the host and the cause; unreachable hosts may be retried. */
-function toCpiFailure(e: unknown, endpoint: string): unknown {
+function toCpiFailure(e: unknown): unknown {
   if (e instanceof CpiFailure) return e;
   if (e instanceof TransportError) return cloudError(`Docker host ${e.endpoint}: ${e.message}`, true);
-  // Name the engine: with several Docker hosts (or an engine restarting) "HTTP 500" alone says nothing.
-  if (e instanceof DockerApiError)
-    return cloudError(endpoint ? `Docker host ${endpoint}: ${e.message}` : e.message, e.status >= 500);
+  if (e instanceof DockerApiError) return cloudError(e.message, e.status >= 500);
   return e;
 }
 
-function guarded<T extends object>(target: T, endpoint = ''): T {
+function guarded<T extends object>(target: T): T {
   return new Proxy(target, {
     get(obj, key, receiver) {
       const value = Reflect.get(obj, key, receiver);
@@ -31,7 +29,7 @@ function guarded<T extends object>(target: T, endpoint = ''): T {
         try {
           return await value.apply(obj, args);
         } catch (e) {
-          throw toCpiFailure(e, endpoint);
+          throw toCpiFailure(e);
         }
       };
     },
@@ -83,7 +81,8 @@ export function create(context: BackendContext): Backend {
       const client = new DockerClient(spec.endpoint, tls, spec.apiVersion);
       const hostProps = { ...props, host: spec.endpoint, tls: spec.tls, data_dir: spec.dataDir };
       const ctx = new DockerContext(client, hostProps, context.agent, context.directorUuid, logger);
-      return { context: ctx, backend: guarded(singleHostBackend(ctx), spec.endpoint) };
+      // The pool names the host in every engine error (see hosts/pool.ts).
+      return { context: ctx, backend: singleHostBackend(ctx) };
     },
     (spec) => loadTls(spec, spec.tlsPath),
     context.logger,

@@ -55,17 +55,21 @@ export function defaultGatewayNetwork(networks: Networks): string | undefined {
  * creation took the subnet), not with the 409 a plain name clash gives.
  */
 async function createOrJoin(api: DockerNetworks, name: string, spec: Record<string, unknown>): Promise<void> {
-  try {
-    await api.create({ Name: name, ...spec });
-  } catch (e) {
-    if (!(e instanceof DockerApiError && e.status === 403)) throw e;
-    // The winner holds the pool a moment before its network can be looked up.
-    for (let attempt = 0; attempt < 20; attempt++) {
-      if (await api.inspect(name)) return;
-      await new Promise((resolve) => setTimeout(resolve, 100));
+  // Racing callers see a name conflict (409) or an overlapping pool (403) while another CPI's
+  // network is being created, or while a removed one is still being torn down: wait and look again.
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 30; attempt++) {
+    if (attempt > 0 && (await api.inspect(name))) return;
+    try {
+      if (await api.create({ Name: name, ...spec })) return;
+    } catch (e) {
+      if (!(e instanceof DockerApiError && e.status === 403)) throw e;
+      lastError = e;
     }
-    throw e;
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
+  if (await api.inspect(name)) return;
+  throw lastError ?? new Error(`network '${name}' could neither be created nor found`);
 }
 
 /**
