@@ -1,4 +1,5 @@
 import type { Backend, BackendContext, BackendModule } from '../../cpi/backend.ts';
+import { guardBackend } from '../../cpi/guard.ts';
 import { CpiFailure, cloudError } from '../../rpc/errors.ts';
 import { loadTls, parseDockerProperties } from './config.ts';
 import { DockerContext } from './context.ts';
@@ -17,23 +18,6 @@ function toCpiFailure(e: unknown): unknown {
   if (e instanceof TransportError) return cloudError(`Docker host ${e.endpoint}: ${e.message}`, true);
   if (e instanceof DockerApiError) return cloudError(e.message, e.status >= 500);
   return e;
-}
-
-function guarded<T extends object>(target: T): T {
-  return new Proxy(target, {
-    get(obj, key, receiver) {
-      const value = Reflect.get(obj, key, receiver);
-      if (typeof value !== 'function' || key === 'close' || key === 'calculateVmCloudProperties')
-        return value;
-      return async (...args: unknown[]) => {
-        try {
-          return await value.apply(obj, args);
-        } catch (e) {
-          throw toCpiFailure(e);
-        }
-      };
-    },
-  });
 }
 
 /** The backend of one Docker host, speaking the IDs that host knows (no `@host` part). */
@@ -87,7 +71,7 @@ export function create(context: BackendContext): Backend {
     (spec) => loadTls(spec, spec.tlsPath),
     context.logger,
   );
-  return guarded(hostsBackend(pool));
+  return guardBackend(hostsBackend(pool), toCpiFailure);
 }
 
 export default { create } satisfies BackendModule;

@@ -1,4 +1,5 @@
 import type { Backend, BackendContext, BackendModule } from '../../cpi/backend.ts';
+import { guardBackend } from '../../cpi/guard.ts';
 import { CpiFailure, cloudError } from '../../rpc/errors.ts';
 import { CommandError } from '../../util/command.ts';
 import { LockError } from '../../util/file-lock.ts';
@@ -20,22 +21,6 @@ function toCpiFailure(e: unknown): unknown {
   if (e instanceof LaunchError) return cloudError(e.message, e.transient);
   if (e instanceof QmpError || e instanceof CommandError) return cloudError(e.message);
   return e;
-}
-
-function guarded<T extends object>(target: T): T {
-  return new Proxy(target, {
-    get(obj, key, receiver) {
-      const value = Reflect.get(obj, key, receiver);
-      if (typeof value !== 'function' || key === 'calculateVmCloudProperties') return value;
-      return async (...args: unknown[]) => {
-        try {
-          return await value.apply(obj, args);
-        } catch (e) {
-          throw toCpiFailure(e);
-        }
-      };
-    },
-  });
 }
 
 export function create(context: BackendContext): Backend {
@@ -65,7 +50,7 @@ export function create(context: BackendContext): Backend {
     snapshotDisk: (cid, metadata) => snapshotDisk(ctx, cid, metadata),
     deleteSnapshot: (cid) => deleteSnapshot(ctx, cid),
   };
-  return guarded(backend);
+  return guardBackend(backend, toCpiFailure);
 }
 
 export default { create } satisfies BackendModule;
