@@ -137,7 +137,8 @@ async function syncSettings(
   let disks = mounted;
   for (let attempt = 0; attempt < 5; attempt++) {
     const current = attempt === 0 ? prefetched : undefined;
-    await syncPersistentDisks(ctx.containers, containerId, vmCid, disks, current);
+    // Nothing written (the file already named exactly these disks): nothing of ours to check.
+    if (!(await syncPersistentDisks(ctx.containers, containerId, vmCid, disks, current))) return;
     const now = disksOf(await ctx.host.run('list-disks', [vmCid]));
     if (now.length === disks.length && now.every((d) => disks.includes(d))) return;
     disks = now;
