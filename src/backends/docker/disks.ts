@@ -110,11 +110,11 @@ async function releaseStale(ctx: DockerContext, vmCid: string, diskCid: string):
 }
 
 /**
- * Starts reading the VM's settings file, to overlap with attach's host operation (both take ~50 ms
- * of engine time and neither depends on the other). Its result, or error, is awaited in syncSettings.
- * Not for detach: while an archive request runs, dockerd holds a private recursive bind of every
- * mount of the container (the persistent disks included), so an unmount at that moment leaves the
- * loop device busy until the request ends: the detach would wait for it, or fail.
+ * Starts reading the VM's settings file, to overlap with a host operation that does not depend on
+ * it (both take ~50 ms of engine time): attach's mount, detach's listing of the mounts. Its result,
+ * or error, is awaited where it is used. Never while detach unmounts: an archive request makes
+ * dockerd hold a private recursive bind of every mount of the container (the persistent disks
+ * included), so an unmount at that moment leaves the loop device busy until the request ends.
  */
 function prefetchSettings(ctx: DockerContext, containerId: string): Promise<AgentSettings | undefined> {
   const read = readSettings(ctx.containers, containerId);
@@ -137,7 +137,8 @@ async function syncSettings(
   let disks = mounted;
   for (let attempt = 0; attempt < 5; attempt++) {
     const current = attempt === 0 ? prefetched : undefined;
-    await syncPersistentDisks(ctx.containers, containerId, vmCid, disks, current);
+    // Nothing written (the file already named exactly these disks): nothing of ours to check.
+    if (!(await syncPersistentDisks(ctx.containers, containerId, vmCid, disks, current))) return;
     const now = disksOf(await ctx.host.run('list-disks', [vmCid]));
     if (now.length === disks.length && now.every((d) => disks.includes(d))) return;
     disks = now;
@@ -178,12 +179,14 @@ export async function detachDisk(ctx: DockerContext, vmCid: string, diskCid: str
   // directory onto /var/vcap/store and the job's data would land in the container. So the disk
   // leaves the settings before it is unmounted; a call killed in between leaves a mounted disk
   // the settings do not name yet, which the retry finishes.
+  const settings = prefetchSettings(ctx, vm.Id);
   const mounted = disksOf(await ctx.host.run('list-disks', [vmCid]));
   await syncPersistentDisks(
     ctx.containers,
     vm.Id,
     vmCid,
     mounted.filter((d) => d !== diskCid),
+    settings,
   );
   const inspected = await ctx.containers.inspect(vm.Id);
   const pid = inspected?.State.Running ? String(inspected.State.Pid) : '0';

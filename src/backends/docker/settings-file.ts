@@ -61,8 +61,9 @@ export async function readSettings(
 }
 
 /**
- * Rewrites `disks.persistent` to name exactly the given disks (the ones really mounted).
- * `current` is the settings file if the caller already started reading it.
+ * Rewrites `disks.persistent` to name exactly the given disks (the ones really mounted), unless
+ * the file names exactly those already; says whether it wrote. `current` is the settings file if
+ * the caller already started reading it.
  */
 export async function syncPersistentDisks(
   containers: Containers,
@@ -70,10 +71,23 @@ export async function syncPersistentDisks(
   vmCid: string,
   diskCids: string[],
   current: Promise<AgentSettings | undefined> = readSettings(containers, containerId),
-): Promise<void> {
+): Promise<boolean> {
   const settings = await current;
   if (!settings) throw new Error(`the agent settings file of VM '${vmCid}' is missing`);
   const disks: Record<string, DiskHint> = {};
   for (const cid of [...diskCids].sort()) disks[cid] = diskHint(cid);
-  await writeSettings(containers, containerId, vmCid, withPersistentDisks(settings, disks));
+  const updated = withPersistentDisks(settings, disks);
+  if (samePersistentDisks(settings, updated)) return false;
+  await writeSettings(containers, containerId, vmCid, updated);
+  return true;
+}
+
+function samePersistentDisks(a: AgentSettings, b: AgentSettings): boolean {
+  const before = a.disks?.persistent ?? {};
+  const after = b.disks.persistent;
+  const keys = Object.keys(after);
+  return (
+    Object.keys(before).length === keys.length &&
+    keys.every((k) => Object.hasOwn(before, k) && JSON.stringify(before[k]) === JSON.stringify(after[k]))
+  );
 }
