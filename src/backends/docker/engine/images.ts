@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
-import { DockerApiError, type DockerClient } from './client.ts';
+import type { DockerClient } from './client.ts';
+import { postWithProgress } from './progress.ts';
 import type { ImageInspect } from './types.ts';
 
 /** /images endpoints. */
@@ -20,41 +21,12 @@ export class Images {
     const query = new URLSearchParams({ fromSrc: '-', repo, tag });
     for (const change of changes) query.append('changes', change);
     const path = `${await this.docker.path('/images/create')}?${query.toString()}`;
-    let buffered = '';
-    let failure: string | undefined;
     let imageId = '';
-    const handleLine = (line: string) => {
-      if (!line.trim()) return;
-      try {
-        const msg = JSON.parse(line) as { error?: string; status?: string; progress?: string };
-        if (msg.error) failure = msg.error;
-        else if (msg.status && /^sha256:[0-9a-f]{64}$/.test(msg.status)) imageId = msg.status;
-        else if (msg.status) onProgress(`${msg.status} ${msg.progress ?? ''}`.trim());
-      } catch {
-        onProgress(line);
-      }
-    };
-    const res = await this.docker.transport.stream(
-      {
-        method: 'POST',
-        path,
-        headers: { 'content-type': 'application/x-tar' },
-        body: source,
-        timeoutMs: 0,
-      },
-      (chunk) => {
-        buffered += chunk.toString('utf8');
-        const lines = buffered.split('\n');
-        buffered = lines.pop() ?? '';
-        for (const line of lines) handleLine(line);
-      },
-    );
-    handleLine(buffered);
-    if (res.status >= 400) {
-      const message = res.body.toString('utf8').trim();
-      throw new DockerApiError(res.status, message, `Importing image ${repo}:${tag}`);
-    }
-    if (failure) throw new DockerApiError(500, failure, `Importing image ${repo}:${tag}`);
+    await postWithProgress(this.docker, path, source, `Importing image ${repo}:${tag}`, 0, (msg, raw) => {
+      if (!msg) onProgress(raw);
+      else if (msg.status && /^sha256:[0-9a-f]{64}$/.test(msg.status)) imageId = msg.status;
+      else if (msg.status) onProgress(`${msg.status} ${msg.progress ?? ''}`.trim());
+    });
     return imageId;
   }
 

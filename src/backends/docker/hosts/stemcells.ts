@@ -1,7 +1,8 @@
 import { Transform } from 'node:stream';
 import type { CloudProperties, Metadata } from '../../../cpi/types.ts';
 import { CpiFailure, cloudError, vmCreationFailed } from '../../../rpc/errors.ts';
-import { apiError, DockerApiError } from '../engine/client.ts';
+import { apiError } from '../engine/client.ts';
+import { postWithProgress } from '../engine/progress.ts';
 import type { ImageInspect } from '../engine/types.ts';
 import { newId, stemcellImageRef } from '../ids.ts';
 import * as stemcells from '../stemcells.ts';
@@ -150,35 +151,14 @@ async function copyImage(
   exported.on('error', (e) => meter.destroy(e));
   await pool.on(to, async (h) => {
     const docker = h.context.docker;
-    let failure: string | undefined;
-    let buffered = '';
-    const handle = (line: string) => {
-      if (!line.trim()) return;
-      try {
-        const msg = JSON.parse(line) as { error?: string; stream?: string };
-        if (msg.error) failure = msg.error;
-      } catch {
-        // not JSON: progress text
-      }
-    };
-    const res = await docker.transport.stream(
-      {
-        method: 'POST',
-        path: await docker.path('/images/load', { quiet: true }),
-        headers: { 'content-type': 'application/x-tar' },
-        body: exported.pipe(meter),
-        timeoutMs: 300_000,
-      },
-      (chunk) => {
-        buffered += chunk.toString('utf8');
-        const lines = buffered.split('\n');
-        buffered = lines.pop() ?? '';
-        for (const line of lines) handle(line);
-      },
+    await postWithProgress(
+      docker,
+      await docker.path('/images/load', { quiet: true }),
+      exported.pipe(meter),
+      `Loading image '${ref}'`,
+      300_000,
+      () => {},
     );
-    handle(buffered);
-    if (res.status >= 400) throw apiError(res.status, res.body, `Loading image '${ref}'`);
-    if (failure) throw new DockerApiError(500, failure, `Loading image '${ref}'`);
     if (!(await h.context.images.inspect(ref)))
       throw cloudError(`Loading image '${ref}' reported success, but the image is not there`);
   });
