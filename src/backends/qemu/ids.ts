@@ -1,22 +1,15 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { cloudIds } from '../../util/cloud-ids.ts';
 
 /**
  * Cloud IDs of this backend: a kind prefix and a UUID. Every ID from a request is checked
  * against its pattern before it becomes part of a path, a QEMU argument or a device name, so
  * `../../etc` or `a,file=/etc/shadow` never reaches the file system or a command line.
  */
-export type IdKind = 'vm' | 'disk' | 'snap' | 'stemcell';
+const KINDS = ['vm', 'disk', 'snap', 'stemcell'] as const;
+export type IdKind = (typeof KINDS)[number];
 
-const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
-const PATTERNS: Record<IdKind, RegExp> = {
-  vm: new RegExp(`^vm-${UUID}$`),
-  disk: new RegExp(`^disk-${UUID}$`),
-  snap: new RegExp(`^snap-${UUID}$`),
-  stemcell: new RegExp(`^stemcell-${UUID}$`),
-};
-
-export const newId = (kind: IdKind): string => `${kind}-${randomUUID()}`;
-export const isId = (kind: IdKind, value: string): boolean => PATTERNS[kind].test(value);
+export const { newId, isId } = cloudIds<IdKind>(KINDS);
 
 const hexOf = (cid: string) => cid.slice(cid.indexOf('-') + 1).replaceAll('-', '');
 
