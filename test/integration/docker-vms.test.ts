@@ -95,6 +95,17 @@ describe('Docker backend: VMs', () => {
     assert.deepEqual(settings.env, env);
     assert.equal(settings.networks.default.preconfigured, true);
     assert.equal(settings.networks.default.ip, fx.subnet.ip(20));
+    // The engine's bind mounts are gone, so the agent can replace these files; their content stays.
+    for (const f of ['/etc/resolv.conf', '/etc/hosts', '/etc/hostname'])
+      assert.equal(
+        dockerTry('exec', c, 'grep', '-q', ` ${f} `, '/proc/self/mountinfo').code,
+        1,
+        `${f} unmounted`,
+      );
+    assert.match(inVm(c, 'cat /etc/resolv.conf'), /nameserver/);
+    assert.equal(inVm(c, 'cat /etc/hostname').trim(), 'agent-settings');
+    assert.equal(inVm(c, 'ln -sf /run/resolvconf/resolv.conf /etc/resolv.conf && echo ok').trim(), 'ok');
+    assert.equal(inVm(c, 'test -d /var/vcap/data/sys && test -d /var/vcap/store && echo ok').trim(), 'ok');
     assert.match(inVm(c, 'ip -4 addr'), new RegExp(`inet ${fx.subnet.ip(20).replace(/\./g, '\\.')}/24`));
     assert.match(inVm(c, 'ip route'), new RegExp(`default via ${fx.subnet.gateway.replace(/\./g, '\\.')}`));
     assert.equal(docker('inspect', c, '--format', '{{.HostConfig.Memory}}'), String(128 * 1048576));

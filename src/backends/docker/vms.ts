@@ -24,6 +24,7 @@ import {
   reportNetworks,
 } from './networking.ts';
 import { MOUNT_POINT_IN_VM, readSettings, SETTINGS_DIR, writeSettings } from './settings-file.ts';
+import { startCommand } from './start-command.ts';
 import { removeUnusedStemcellImage } from './stemcells.ts';
 
 const EPHEMERAL_MOUNT = '/var/vcap/data';
@@ -40,18 +41,6 @@ export async function requireVm(ctx: DockerContext, vmCid: string): Promise<Cont
   const vm = await findVm(ctx, vmCid);
   if (!vm) throw vmNotFound(vmCid);
   return vm;
-}
-
-function startCommand(ctx: DockerContext): string[] {
-  if (ctx.props.start_command) return ctx.props.start_command;
-  const prepare = 'umount /etc/hosts /etc/hostname 2>/dev/null; mkdir -p /var/vcap/store /var/vcap/data/sys';
-  return ctx.props.start_containers_with_systemd
-    ? ['/bin/sh', '-c', `${prepare}; exec /sbin/init`]
-    : [
-        '/bin/sh',
-        '-c',
-        `${prepare}; rm -rf /var/vcap/data/sys/run; exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /usr/sbin/runsvdir-start`,
-      ];
 }
 
 function ephemeralSizeMiB(props: CloudProperties): number | undefined {
@@ -169,7 +158,10 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
         created.container = await ctx.containers.create(vmCid, {
           Image: image,
           Hostname: input.agentId.slice(0, 63),
-          Entrypoint: startCommand(ctx),
+          Entrypoint: startCommand({
+            startCommand: ctx.props.start_command,
+            startContainersWithSystemd: ctx.props.start_containers_with_systemd,
+          }),
           Cmd: [],
           Labels: labels,
           ExposedPorts: ports.exposed,
