@@ -1,4 +1,5 @@
 import type { Backend } from '../cpi/backend.ts';
+import { boundedInt, cpuCount, diskMiB, LIMITS, ramMiB } from '../cpi/cloud-properties.ts';
 import type {
   CreateVmInput,
   DiskHint,
@@ -123,7 +124,7 @@ export const METHODS: Record<string, MethodDefinition> = {
     args: [
       arg(
         'desired_instance_size',
-        object({ cpu: int({ min: 1 }), ram: int({ min: 1 }), ephemeral_disk_size: int({ min: 0 }) }),
+        object({ cpu: cpuCount(), ram: ramMiB(), ephemeral_disk_size: boundedInt(0, LIMITS.diskMiB, 'MiB') }),
       ),
     ],
     run: async ([size], call) => (await call.backend()).calculateVmCloudProperties(size as VmResources),
@@ -131,7 +132,7 @@ export const METHODS: Record<string, MethodDefinition> = {
 
   create_disk: {
     args: [
-      arg('size', int({ min: 1 })),
+      arg('size', diskMiB()),
       arg('cloud_properties', cloudProperties()),
       arg('vm_cid', nullable(cid()), true),
     ],
@@ -151,16 +152,12 @@ export const METHODS: Record<string, MethodDefinition> = {
     run: async ([diskCid], call) => (await (await call.backend()).hasDisk(diskCid as string)) === true,
   },
   resize_disk: {
-    args: [arg('disk_cid', cid()), arg('new_size', int({ min: 1 }))],
+    args: [arg('disk_cid', cid()), arg('new_size', diskMiB())],
     run: async ([diskCid, size], call) =>
       (await call.backend()).resizeDisk(diskCid as string, size as number),
   },
   update_disk: {
-    args: [
-      arg('disk_cid', cid()),
-      arg('new_size', int({ min: 1 })),
-      arg('cloud_properties', cloudProperties()),
-    ],
+    args: [arg('disk_cid', cid()), arg('new_size', diskMiB()), arg('cloud_properties', cloudProperties())],
     run: async ([diskCid, size, props], call) => {
       const backend = await call.backend();
       if (!backend.updateDisk) throw notSupported('update_disk is not supported by this backend');

@@ -73,7 +73,7 @@ test('create_vm failures: VMCreationFailed, retryable only when a retry can help
       { cpu: 'two' },
       manual(`${bridge.prefix}.20`),
       false,
-      /cloud_properties\.cpu must be a positive integer/,
+      /cloud_properties\.cpu must be a whole number of CPUs/,
     ],
     [
       { ephemeral_disk: 1024 },
@@ -87,7 +87,7 @@ test('create_vm failures: VMCreationFailed, retryable only when a retry can help
       false,
       /root_disk\.size 1 MiB is smaller than the stemcell/,
     ],
-    [{ ram: 60_000_000 }, manual(`${bridge.prefix}.20`), true, /cannot set up guest memory/],
+    [{ ram: 16_000_000 }, manual(`${bridge.prefix}.20`), true, /cannot set up guest memory/],
   ];
   for (const [cloudProperties, networks, okToRetry, message] of cases) {
     const run = await cpi.run('create_vm', ['agent-x', stemcellCid, cloudProperties, networks, [], {}]);

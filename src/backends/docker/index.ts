@@ -1,4 +1,5 @@
 import type { Backend, BackendContext, BackendModule } from '../../cpi/backend.ts';
+import { calculateVmCloudProperties } from '../../cpi/cloud-properties.ts';
 import { guardBackend } from '../../cpi/guard.ts';
 import { CpiFailure, cloudError } from '../../rpc/errors.ts';
 import { loadTls, parseDockerProperties } from './config.ts';
@@ -30,7 +31,7 @@ export function singleHostBackend(ctx: DockerContext): Backend {
     hasVm: async (cid) => (await vms.findVm(ctx, cid)) !== undefined,
     rebootVm: (cid) => vms.rebootVm(ctx, cid),
     setVmMetadata: (cid, metadata) => vms.setVmMetadata(ctx, cid, metadata),
-    calculateVmCloudProperties: (resources) => vms.calculateVmCloudProperties(resources),
+    calculateVmCloudProperties,
     createDisk: (size, cloudProps, vmCid) => disks.createDisk(ctx, size, cloudProps, vmCid),
     deleteDisk: (cid) => disks.deleteDisk(ctx, cid),
     hasDisk: (cid) => disks.hasDisk(ctx, cid),

@@ -1,12 +1,6 @@
 import { buildAgentSettings } from '../../agent/settings.ts';
-import type {
-  CloudProperties,
-  CreatedVm,
-  CreateVmInput,
-  Metadata,
-  Networks,
-  VmResources,
-} from '../../cpi/types.ts';
+import { parseVmSizing, type VmSizing } from '../../cpi/cloud-properties.ts';
+import type { CloudProperties, CreatedVm, CreateVmInput, Metadata, Networks } from '../../cpi/types.ts';
 import { CpiFailure, cloudError, vmCreationFailed, vmNotFound } from '../../rpc/errors.ts';
 import { parseIpv4 } from '../../util/ipv4.ts';
 import type { DockerContext } from './context.ts';
@@ -43,15 +37,6 @@ export async function requireVm(ctx: DockerContext, vmCid: string): Promise<Cont
   return vm;
 }
 
-function ephemeralSizeMiB(props: CloudProperties): number | undefined {
-  const eph = props.ephemeral_disk;
-  if (eph === undefined) return undefined;
-  const size = typeof eph === 'object' && eph !== null ? (eph as Record<string, unknown>).size : undefined;
-  if (typeof size !== 'number' || !Number.isInteger(size) || size < 1)
-    throw vmCreationFailed('cloud_properties.ephemeral_disk.size must be a positive integer (MiB)', false);
-  return size;
-}
-
 /** `cloud_properties.binds`: host paths to bind into the VM, e.g. the engine's socket for a Director VM. */
 function extraBinds(props: CloudProperties): string[] {
   const binds = props.binds;
@@ -62,19 +47,11 @@ function extraBinds(props: CloudProperties): string[] {
   return binds as string[];
 }
 
-function resourceLimits(props: CloudProperties): Record<string, number> {
+/** Docker takes CPUs in billionths; the parser keeps cpu ≥ 0.01, so this is never 0 (= no limit). */
+function resourceLimits(sizing: VmSizing): Record<string, number> {
   const limits: Record<string, number> = {};
-  const positive = (key: string) => {
-    const v = props[key];
-    if (v === undefined) return undefined;
-    if (typeof v !== 'number' || !(v > 0))
-      throw vmCreationFailed(`cloud_properties.${key} must be a positive number`, false);
-    return v;
-  };
-  const cpu = positive('cpu');
-  const ram = positive('ram');
-  if (cpu !== undefined) limits.NanoCpus = Math.round(cpu * 1e9);
-  if (ram !== undefined) limits.Memory = Math.round(ram * 1048576);
+  if (sizing.cpu !== undefined) limits.NanoCpus = Math.round(sizing.cpu * 1e9);
+  if (sizing.ramMiB !== undefined) limits.Memory = sizing.ramMiB * 1048576;
   return limits;
 }
 
@@ -113,8 +90,9 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
       false,
     );
   const props = input.cloudProperties;
-  const ephemeralSize = ephemeralSizeMiB(props);
-  const limits = resourceLimits(props);
+  const sizing = parseVmSizing(props, { fractionalCpu: true });
+  const ephemeralSize = sizing.ephemeralDiskMiB;
+  const limits = resourceLimits(sizing);
   const binds = extraBinds(props);
   const ports = portBindings(props.ports, ctx.props.publish_host_ip);
   const privileged = typeof props.privileged === 'boolean' ? props.privileged : ctx.props.privileged;
@@ -367,10 +345,6 @@ export async function setVmMetadata(ctx: DockerContext, vmCid: string, metadata:
     vm.Names[0] === `/${name}` ? Promise.resolve() : ctx.containers.rename(vm.Id, name),
     ctx.containers.putFiles(vm.Id, SETTINGS_DIR, [file]),
   ]);
-}
-
-export function calculateVmCloudProperties(resources: VmResources): CloudProperties {
-  return { cpu: resources.cpu, ram: resources.ram, ephemeral_disk: { size: resources.ephemeral_disk_size } };
 }
 
 export type { NetworkAttachment };

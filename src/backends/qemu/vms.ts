@@ -1,6 +1,7 @@
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { buildAgentSettings } from '../../agent/settings.ts';
-import type { CloudProperties, CreatedVm, CreateVmInput, Metadata, VmResources } from '../../cpi/types.ts';
+import { parseVmSizing } from '../../cpi/cloud-properties.ts';
+import type { CloudProperties, CreatedVm, CreateVmInput, Metadata } from '../../cpi/types.ts';
 import { CpiFailure, ErrorType, vmCreationFailed, vmNotFound } from '../../rpc/errors.ts';
 import { readJsonIfExists, writeJsonAtomic } from '../../util/atomic-file.ts';
 import { CommandError } from '../../util/command.ts';
@@ -27,30 +28,13 @@ interface VmShape {
   rootMiB: number | undefined;
 }
 
-function positiveInt(path: string, value: unknown): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1)
-    throw vmCreationFailed(
-      `cloud_properties.${path} must be a positive integer, got ${JSON.stringify(value)}`,
-      false,
-    );
-  return value;
-}
-
-function sizeOf(props: CloudProperties, key: string): number | undefined {
-  const v = props[key];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'object' || v === null || Array.isArray(v))
-    throw vmCreationFailed(`cloud_properties.${key} must be an object such as {"size": 10240}`, false);
-  return positiveInt(`${key}.size`, (v as Record<string, unknown>).size);
-}
-
 function vmShape(ctx: QemuContext, props: CloudProperties): VmShape {
+  const sizing = parseVmSizing(props, { fractionalCpu: false });
   return {
-    cpu: positiveInt('cpu', props.cpu) ?? ctx.props.default_cpu,
-    ramMiB: positiveInt('ram', props.ram) ?? ctx.props.default_ram,
-    ephemeralMiB: sizeOf(props, 'ephemeral_disk'),
-    rootMiB: sizeOf(props, 'root_disk'),
+    cpu: sizing.cpu ?? ctx.props.default_cpu,
+    ramMiB: sizing.ramMiB ?? ctx.props.default_ram,
+    ephemeralMiB: sizing.ephemeralDiskMiB,
+    rootMiB: sizing.rootDiskMiB,
   };
 }
 
@@ -275,10 +259,6 @@ export async function setVmMetadata(ctx: QemuContext, vmCid: string, metadata: M
       throw vmNotFound(vmCid);
     },
   );
-}
-
-export function calculateVmCloudProperties(resources: VmResources): CloudProperties {
-  return { cpu: resources.cpu, ram: resources.ram, ephemeral_disk: { size: resources.ephemeral_disk_size } };
 }
 
 /** How old a VM directory without vm.json must be before it counts as abandoned. */

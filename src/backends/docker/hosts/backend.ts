@@ -1,4 +1,5 @@
 import type { Backend } from '../../../cpi/backend.ts';
+import { calculateVmCloudProperties } from '../../../cpi/cloud-properties.ts';
 import type {
   CloudProperties,
   CreatedVm,
@@ -9,7 +10,6 @@ import type {
 import { CpiFailure, cloudError, ErrorType, notImplemented, vmCreationFailed } from '../../../rpc/errors.ts';
 import { type IdKind, newId } from '../ids.ts';
 import * as managedNetworks from '../managed-networks.ts';
-import { calculateVmCloudProperties } from '../vms.ts';
 import { leastLoaded, placeVm } from './placement.ts';
 import type { DockerHost, HostPool, Located } from './pool.ts';
 import * as stemcells from './stemcells.ts';
