@@ -27,6 +27,6 @@ fi
 echo "setup: Docker $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  # npm install, not npm ci: the lock file cannot list the other platforms' optional biome binaries here.
-  npm install --no-audit --no-fund --loglevel=error
+  # npm ci installs exactly the lock file; it lists every platform's optional biome and bun binaries.
+  npm ci --no-audit --no-fund --loglevel=error
 fi

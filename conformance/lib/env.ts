@@ -204,8 +204,8 @@ export async function setUp(opts: Options, reporter: Reporter): Promise<Suite> {
   const subnetPrefix = pickSubnet(await docker.networks());
 
   const cpi = new Cpi(opts.cpi ?? join(REPO, 'bin/cpi'), configPath, directorUuid);
-  if (!opts.cpi && !existsSync(join(REPO, 'dist/cpi.cjs')))
-    throw new Error('dist/cpi.cjs is missing: run `npm run build` first');
+  if (!opts.cpi && !existsSync(join(REPO, 'dist/cpi')))
+    throw new Error('dist/cpi is missing: run `npm run build` first');
 
   const canaryDir = `${dataDir}-canary`;
   mkdirSync(join(canaryDir, 'victim'), { recursive: true });

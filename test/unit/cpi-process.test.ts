@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { ErrorType } from '../../src/rpc/errors.ts';
-import { type CpiRun, REPO, request, runCpi, writeConfig } from '../support/cpi.ts';
+import { CPI_BIN, type CpiRun, REPO, request, runCpi, writeConfig } from '../support/cpi.ts';
 
 /**
  * The real bin/cpi, spawned the way the Director and the CLI spawn it. Nothing listens on
@@ -16,7 +19,7 @@ const VALID_PROPERTIES = {
 const KNOWN_TYPES: readonly string[] = Object.values(ErrorType);
 
 before(() => {
-  // The tests exercise dist/cpi.cjs: build it from the sources under test.
+  // The tests exercise dist/cpi (and dist/cpi.cjs): build them from the sources under test.
   execFileSync(process.execPath, ['scripts/build.mjs'], { cwd: REPO, stdio: 'inherit' });
 });
 
@@ -63,6 +66,37 @@ describe('bin/cpi', () => {
       const run = await runCpi(path, request('info', []), { argv });
       assertOneResponseLine(run);
       assert.equal(run.response.error, null, `${argv.join(' ')}: ${run.stdout}`);
+    }
+  });
+
+  test('works when called through symlinks (absolute, relative, chained, found on PATH)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cpi-links-'));
+    const links = join(dir, 'links');
+    mkdirSync(links);
+    symlinkSync(CPI_BIN, join(links, 'absolute'));
+    symlinkSync(relative(links, CPI_BIN), join(links, 'relative'));
+    symlinkSync('relative', join(links, 'chained'));
+    symlinkSync(join(links, 'chained'), join(dir, 'outer'));
+    const input = request('info', []);
+    const config = writeConfig(VALID_PROPERTIES);
+    const calls: [string, string, string][] = [
+      [join(links, 'absolute'), '/', 'absolute'],
+      [join(links, 'relative'), '/', 'relative'],
+      ['./chained', links, 'chained, relative $0'],
+      [join(dir, 'outer'), '/', 'outer link to a chain'],
+      ['chained', '/', 'chained, found on PATH'],
+    ];
+    for (const [command, cwd, what] of calls) {
+      const run = spawnSync(command, [config], {
+        cwd,
+        input,
+        encoding: 'utf8',
+        env: { ...process.env, PATH: `${links}:${process.env.PATH}` },
+      });
+      assert.equal(run.status, 0, `${what}: ${run.stderr}`);
+      const response = JSON.parse(run.stdout) as { error: unknown; result: { api_version: number } };
+      assert.equal(response.error, null, what);
+      assert.equal(response.result.api_version, 3, what);
     }
   });
 
