@@ -24,7 +24,62 @@ export interface BuiltStemcell {
   bytes: number;
 }
 
-export function buildStemcell(dir: string, opts: { paddingMiB?: number } = {}): BuiltStemcell {
+/** The unit that starts the stand-in agent when systemd is PID 1 (what a systemd stemcell's agent service does). */
+const AGENT_UNIT = `[Unit]
+Description=stand-in BOSH agent
+DefaultDependencies=no
+
+[Service]
+ExecStart=/usr/sbin/runsvdir-start
+`;
+
+/** systemd's own units for halting, so `docker stop` (SIGRTMIN+3) shuts it down as on a real stemcell. */
+const SHUTDOWN_UNITS = [
+  'halt.target',
+  'systemd-halt.service',
+  'poweroff.target',
+  'systemd-poweroff.service',
+  'shutdown.target',
+  'umount.target',
+  'final.target',
+];
+
+/**
+ * The real systemd of this machine (Debian's `systemd` package) with the shared libraries it links,
+ * as PID 1 of the test stemcell: default.target wants only the stand-in agent.
+ */
+function systemdEntries(f: (name: string, content: string | Buffer, mode?: number) => TarEntry): TarEntry[] {
+  const binaries = ['/lib/systemd/systemd', '/lib/systemd/systemd-shutdown', '/bin/systemctl'];
+  const libraries = execFileSync('ldd', binaries, { encoding: 'utf8' })
+    .split('\n')
+    .map((line) => /(?:=>\s*)?(\/\S+)\s+\(0x/.exec(line)?.[1])
+    .filter((path): path is string => path !== undefined);
+  const files = [...new Set([...binaries, ...libraries])];
+  const entries: TarEntry[] = [];
+  const dirs = new Set<string>();
+  for (const path of [...files, ...SHUTDOWN_UNITS.map((u) => `/lib/systemd/system/${u}`)]) {
+    const parts = path.split('/').slice(1, -1);
+    for (let i = 1; i <= parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
+  }
+  for (const dir of [...dirs, 'etc/systemd', 'etc/systemd/system'].sort())
+    entries.push({ name: `${dir}/`, type: 'directory', mode: 0o755 });
+  for (const path of files) entries.push(f(path.slice(1), readFileSync(path), 0o755));
+  for (const unit of SHUTDOWN_UNITS)
+    entries.push(f(`lib/systemd/system/${unit}`, readFileSync(`/lib/systemd/system/${unit}`)));
+  entries.push(
+    f('etc/systemd/system/default.target', '[Unit]\nDescription=test stemcell\nWants=bosh-agent.service\n'),
+    f('etc/systemd/system/bosh-agent.service', AGENT_UNIT),
+    f('etc/os-release', 'ID=busybox\nNAME="BOSH test stemcell"\n'),
+    f('etc/machine-id', ''),
+    { name: 'sbin/init', type: 'symlink', mode: 0o777, linkTarget: '/lib/systemd/systemd' },
+  );
+  return entries;
+}
+
+export function buildStemcell(
+  dir: string,
+  opts: { paddingMiB?: number; init?: 'runit' | 'systemd' } = {},
+): BuiltStemcell {
   mkdirSync(dir, { recursive: true });
   const busybox = readFileSync('/bin/busybox');
   const applets = execFileSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).split('\n').filter(Boolean);
@@ -77,6 +132,7 @@ export function buildStemcell(dir: string, opts: { paddingMiB?: number } = {}): 
       }),
     ),
   ];
+  if (opts.init === 'systemd') entries.push(...systemdEntries(f));
   for (const applet of applets) {
     if (applet === 'busybox') continue;
     entries.push({ name: `bin/${applet}`, type: 'symlink', mode: 0o777, linkTarget: '/bin/busybox' });
@@ -95,14 +151,16 @@ export function buildStemcell(dir: string, opts: { paddingMiB?: number } = {}): 
     }
     entries.push(d('opt'), f('opt/filler.bin', Buffer.concat(parts)));
   }
-  const image = gzipSync(createTar(entries), { level: 1 });
+  const names = new Set<string>();
+  const unique = entries.filter((e) => !names.has(e.name) && names.add(e.name));
+  const image = gzipSync(createTar(unique), { level: 1 });
   const imagePath = join(dir, 'image');
   writeFileSync(imagePath, image);
   const sha1 = execFileSync('sha1sum', [imagePath], { encoding: 'utf8' }).split(' ')[0];
   const manifestPath = join(dir, 'stemcell.MF');
   writeFileSync(
     manifestPath,
-    `---\nname: bosh-busybox-test-stemcell\nversion: '0.1'\noperating_system: busybox\nsha1: ${sha1}\napi_version: 3\nstemcell_formats:\n- warden-tar\ncloud_properties: {}\n`,
+    `---\nname: bosh-busybox-test-stemcell\nversion: '0.1'\noperating_system: busybox\nsha1: ${sha1}\napi_version: 3\nstemcell_formats:\n- warden-tar\ncloud_properties: ${opts.init === 'systemd' ? '{init: systemd}' : '{}'}\n`,
   );
   return { dir, imagePath, manifestPath, bytes: image.length };
 }

@@ -9,4 +9,6 @@ export const LABELS = {
   stemcellTag: 'io.bosh.cpi.tag.',
   network: 'io.bosh.cpi.network',
   createdAt: 'io.bosh.cpi.created-at',
+  /** runit or systemd: how the VM's container was started (delete_vm stops systemd first). */
+  init: 'io.bosh.cpi.init',
 } as const;

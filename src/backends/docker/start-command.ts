@@ -2,6 +2,7 @@
  * The container's command: a shell step that prepares the container the way the BOSH agent needs it,
  * then the stemcell's init (runit's runsvdir-start, or systemd as PID 1).
  */
+import { cgroupDelegationScript, type InitSystem } from './container-init.ts';
 
 /** Files Docker bind-mounts into every container; the agent replaces them (rename, symlink), which a mount point refuses. */
 export const ENGINE_MOUNTED_FILES = ['/etc/resolv.conf', '/etc/hosts', '/etc/hostname'] as const;
@@ -28,14 +29,16 @@ export function prepareContainerScript(): string {
 export interface StartCommandOptions {
   /** The operator's own command (`docker.start_command`): used as is. */
   startCommand?: string[];
-  startContainersWithSystemd: boolean;
+  /** Chosen by chooseInit (config or stemcell). */
+  init: InitSystem;
 }
 
 /** The Entrypoint of a VM's container. */
 export function startCommand(options: StartCommandOptions): string[] {
   if (options.startCommand) return options.startCommand;
-  const init = options.startContainersWithSystemd
-    ? 'exec /sbin/init'
-    : 'exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /usr/sbin/runsvdir-start';
-  return ['/bin/sh', '-c', `${prepareContainerScript()}; ${init}`];
+  const init =
+    options.init === 'systemd'
+      ? 'exec /sbin/init'
+      : 'exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /usr/sbin/runsvdir-start';
+  return ['/bin/sh', '-c', `${prepareContainerScript()}; ${cgroupDelegationScript(options.init)}; ${init}`];
 }

@@ -84,7 +84,8 @@ export async function createStemcell(
     labelChange(LABELS.director, ctx.directorUuid),
     labelChange(LABELS.createdAt, new Date().toISOString()),
   ];
-  for (const key of ['name', 'version', 'os']) {
+  // `init` (e.g. `systemd`) tells create_vm how to start the stemcell (see container-init.ts).
+  for (const key of ['name', 'version', 'os', 'init']) {
     const value = props[key];
     if (typeof value === 'string' || typeof value === 'number')
       changes.push(labelChange(`io.bosh.stemcell.${key}`, String(value)));

@@ -3,6 +3,7 @@ import { parseVmSizing, type VmSizing } from '../../cpi/cloud-properties.ts';
 import type { CloudProperties, CreatedVm, CreateVmInput, Metadata, Networks } from '../../cpi/types.ts';
 import { CpiFailure, cloudError, vmCreationFailed, vmNotFound } from '../../rpc/errors.ts';
 import { parseIpv4 } from '../../util/ipv4.ts';
+import { chooseInit, engineCgroups, initContainerConfig, securityOptions } from './container-init.ts';
 import type { DockerContext } from './context.ts';
 import { DockerApiError } from './engine/client.ts';
 import type { TarEntry } from './engine/tar.ts';
@@ -84,7 +85,8 @@ export async function createVm(ctx: DockerContext, input: CreateVmInput): Promis
 async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<CreatedVm> {
   const vmCid = newId('vm');
   const image = stemcellImageRef(input.stemcellCid);
-  if (!(await ctx.images.inspect(image)))
+  const [stemcellImage, engineInfo] = await Promise.all([ctx.images.inspect(image), ctx.system.info()]);
+  if (!stemcellImage)
     throw vmCreationFailed(
       `Stemcell '${input.stemcellCid}' not found on Docker host ${ctx.docker.endpoint}`,
       false,
@@ -96,6 +98,12 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
   const binds = extraBinds(props);
   const ports = portBindings(props.ports, ctx.props.publish_host_ip);
   const privileged = typeof props.privileged === 'boolean' ? props.privileged : ctx.props.privileged;
+  const { init, reason } = chooseInit(ctx.props, stemcellImage.Config?.Labels);
+  const cgroups = engineCgroups(engineInfo);
+  ctx.logger.info(
+    `VM ${vmCid}: init ${init} (${reason}); host cgroup v${cgroups.version}, ${cgroups.driver} driver`,
+  );
+  const initConfig = initContainerConfig(init);
 
   const created: { container?: string; volume?: boolean; hostStorage?: boolean } = {};
   try {
@@ -122,6 +130,7 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
       [LABELS.director]: ctx.directorUuid,
       [LABELS.stemcell]: input.stemcellCid,
       [LABELS.createdAt]: new Date().toISOString(),
+      [LABELS.init]: init,
     };
     const dns = dnsServers(input.networks);
     // A concurrent delete_vm may remove a CPI-managed network between planning and use (it was
@@ -136,11 +145,9 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
         created.container = await ctx.containers.create(vmCid, {
           Image: image,
           Hostname: input.agentId.slice(0, 63),
-          Entrypoint: startCommand({
-            startCommand: ctx.props.start_command,
-            startContainersWithSystemd: ctx.props.start_containers_with_systemd,
-          }),
+          Entrypoint: startCommand({ startCommand: ctx.props.start_command, init }),
           Cmd: [],
+          ...initConfig.config,
           Labels: labels,
           ExposedPorts: ports.exposed,
           HostConfig: {
@@ -151,12 +158,13 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
             ],
             Privileged: privileged,
             CapAdd: privileged ? [] : ctx.props.cap_add,
-            SecurityOpt: ctx.props.security_opt,
+            SecurityOpt: securityOptions(ctx.props.security_opt, engineInfo, privileged),
             RestartPolicy: { Name: 'unless-stopped' },
             PortBindings: ports.bindings,
             ...(dns.length ? { Dns: dns } : {}),
             NetworkMode: first?.dockerName ?? 'none',
             ...limits,
+            ...initConfig.hostConfig,
           },
           NetworkingConfig: first ? { EndpointsConfig: { [first.dockerName]: first.endpoint } } : {},
         });
@@ -256,6 +264,8 @@ export async function deleteVm(ctx: DockerContext, vmCid: string): Promise<void>
   if (!isId('vm', vmCid)) throw vmNotFound(vmCid);
   const vm = await findVm(ctx, vmCid);
   if (vm) {
+    // systemd halts on the stop signal (SIGRTMIN+3), within the engine's stop timeout.
+    if (vm.Labels[LABELS.init] === 'systemd' && vm.State === 'running') await ctx.containers.stop(vm.Id);
     await ctx.containers.remove(vm.Id, { force: true });
     ctx.logger.info(`Removed container ${vm.Id.slice(0, 12)} of VM ${vmCid}`);
   }

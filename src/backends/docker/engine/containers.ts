@@ -54,6 +54,18 @@ export class Containers {
     return res.status !== 404;
   }
 
+  /**
+   * Sends the container's stop signal and waits; the engine kills it after `timeoutSeconds`
+   * (default: the container's StopTimeout, else the engine's 10 s). 304: not running.
+   */
+  async stop(id: string, timeoutSeconds?: number): Promise<void> {
+    await this.docker.call('POST', `/containers/${id}/stop`, `Stopping container '${id}'`, {
+      query: { t: timeoutSeconds },
+      accept: [304, 404],
+      timeoutMs: ((timeoutSeconds ?? 60) + 120) * 1000,
+    });
+  }
+
   async restart(id: string, timeoutSeconds: number): Promise<void> {
     await this.docker.call('POST', `/containers/${id}/restart`, `Restarting container '${id}'`, {
       query: { t: timeoutSeconds },

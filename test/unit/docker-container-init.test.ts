@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { describe, test } from 'node:test';
+import {
+  cgroupDelegationScript,
+  chooseInit,
+  engineCgroups,
+  initContainerConfig,
+  STEMCELL_INIT_LABEL,
+  securityOptions,
+} from '../../src/backends/docker/container-init.ts';
+
+describe('docker VM containers: cgroups and init', () => {
+  test("the host's cgroup version and driver come from the engine's /info", () => {
+    assert.deepEqual(engineCgroups({ CgroupVersion: '2', CgroupDriver: 'systemd' }), {
+      version: 2,
+      driver: 'systemd',
+    });
+    assert.deepEqual(engineCgroups({ CgroupVersion: '1', CgroupDriver: 'cgroupfs' }), {
+      version: 1,
+      driver: 'cgroupfs',
+    });
+    // Engines that predate the field ran on cgroup v1 only.
+    assert.deepEqual(engineCgroups({}), { version: 1, driver: 'cgroupfs' });
+  });
+
+  test('systemd when the config says so, or when the stemcell image is labelled systemd; else runit', () => {
+    const off = { start_containers_with_systemd: false };
+    const on = { start_containers_with_systemd: true };
+    assert.equal(chooseInit(off, null).init, 'runit');
+    assert.equal(chooseInit(off, { other: 'x' }).init, 'runit');
+    assert.equal(chooseInit(off, { [STEMCELL_INIT_LABEL]: 'systemd' }).init, 'systemd');
+    assert.match(chooseInit(off, { [STEMCELL_INIT_LABEL]: 'systemd' }).reason, /stemcell/);
+    assert.equal(chooseInit(off, { [STEMCELL_INIT_LABEL]: 'runit' }).init, 'runit');
+    assert.equal(chooseInit(on, { [STEMCELL_INIT_LABEL]: 'runit' }).init, 'systemd');
+    assert.match(chooseInit(on, null).reason, /start_containers_with_systemd/);
+  });
+
+  test('every VM gets a private cgroup namespace; runit needs nothing more', () => {
+    assert.deepEqual(initContainerConfig('runit'), { config: {}, hostConfig: { CgroupnsMode: 'private' } });
+  });
+
+  test('systemd gets tmpfs /run and /run/lock, container=docker, no gettys and SIGRTMIN+3 as stop signal', () => {
+    const { config, hostConfig } = initContainerConfig('systemd');
+    assert.equal(hostConfig.CgroupnsMode, 'private');
+    assert.deepEqual(Object.keys(hostConfig.Tmpfs ?? {}).sort(), ['/run', '/run/lock']);
+    assert.match(hostConfig.Tmpfs?.['/run'] ?? '', /(^|,)exec(,|$)/, 'the engine defaults tmpfs to noexec');
+    assert.equal(config.StopSignal, 'SIGRTMIN+3');
+    assert.ok(config.Env?.includes('container=docker'));
+    assert.ok(config.Env?.includes('SYSTEMD_GETTY_AUTO=0'));
+  });
+
+  test('the cgroup step is valid POSIX sh and makes the hierarchy writable on v1 and v2', () => {
+    for (const init of ['runit', 'systemd'] as const) {
+      const script = cgroupDelegationScript(init);
+      assert.equal(spawnSync('/bin/sh', ['-n', '-c', script]).status, 0, `${init}: valid sh`);
+      assert.equal(spawnSync('/bin/busybox', ['sh', '-n', '-c', script]).status, 0, `${init}: busybox sh`);
+      assert.match(script, /mount -o remount,bind,rw \/sys\/fs\/cgroup;/, 'v2: the one hierarchy');
+      assert.match(script, /for d in \/sys\/fs\/cgroup\/\*\/; do mount -o remount,bind,rw "\$d"/, 'v1');
+    }
+  });
+
+  test('v2 with runit: init moves to a leaf and the controllers are delegated; systemd does that itself', () => {
+    const runit = cgroupDelegationScript('runit');
+    assert.match(runit, /\/sys\/fs\/cgroup\/init\/cgroup\.procs/);
+    assert.match(runit, /"\+\$c" > \/sys\/fs\/cgroup\/cgroup\.subtree_control/);
+    const systemd = cgroupDelegationScript('systemd');
+    assert.doesNotMatch(systemd, /cgroup\.procs|subtree_control/);
+  });
+
+  test('AppArmor hosts get apparmor=unconfined unless the operator chose a profile or the VM is privileged', () => {
+    const apparmor = { SecurityOptions: ['name=apparmor', 'name=seccomp,profile=default'] };
+    const plain = { SecurityOptions: ['name=seccomp,profile=default'] };
+    assert.deepEqual(securityOptions([], plain, false), []);
+    assert.deepEqual(securityOptions(['no-new-privileges'], apparmor, false), [
+      'no-new-privileges',
+      'apparmor=unconfined',
+    ]);
+    assert.deepEqual(securityOptions(['apparmor=my-profile'], apparmor, false), ['apparmor=my-profile']);
+    assert.deepEqual(securityOptions([], apparmor, true), []);
+    assert.deepEqual(securityOptions([], {}, false), []);
+  });
+});
