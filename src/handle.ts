@@ -78,7 +78,8 @@ export async function handleCall(env: CallEnvironment): Promise<CpiResponse> {
   } catch (e) {
     const failure = asCpiFailure(e);
     logger.error(`${failure.type}: ${failure.message}`);
-    if (e instanceof Error && !(e instanceof CpiFailure) && e.stack) logger.trace(e.stack);
+    const cause = e instanceof CpiFailure ? e.cause : e;
+    if (cause instanceof Error && !(cause instanceof CpiFailure) && cause.stack) logger.trace(cause.stack);
     return errorResponse(failure, logger.text(), redactor.redact);
   } finally {
     backend?.close?.();

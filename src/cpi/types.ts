@@ -1,4 +1,7 @@
+import type { DiskCid, NetworkId, StemcellCid, VmCid } from '../util/cloud-ids.ts';
+
 /** The CPI's own vocabulary, shared by the RPC layer, the agent settings and every backend. */
+export type { Cid, DiskCid, NetworkId, SnapshotCid, StemcellCid, VmCid } from '../util/cloud-ids.ts';
 
 export type CloudProperties = Record<string, unknown>;
 export type Metadata = Record<string, string>;
@@ -27,15 +30,15 @@ export interface AgentConfig {
 
 export interface CreateVmInput {
   agentId: string;
-  stemcellCid: string;
+  stemcellCid: StemcellCid;
   cloudProperties: CloudProperties;
   networks: Networks;
-  diskCids: string[];
+  diskCids: DiskCid[];
   env: Record<string, unknown>;
 }
 
 export interface CreatedVm {
-  vmCid: string;
+  vmCid: VmCid;
   /** The networks as the VM really has them (dynamic addresses filled in). */
   networks: Networks;
 }
@@ -52,4 +55,12 @@ export interface NetworkDefinition {
   range?: string;
   gateway?: string;
   netmask_bits?: number;
+}
+
+/** A network the backend created for the Director: its ID, the address plan and its cloud_properties. */
+export interface CreatedNetwork {
+  networkId: NetworkId;
+  /** What the Director records of the network (range, gateway, reserved addresses…). */
+  details: Record<string, unknown>;
+  cloudProperties: CloudProperties;
 }

@@ -1,4 +1,4 @@
-import type { Metadata, NetworkSpec } from '../cpi/types.ts';
+import type { DiskCid, Metadata, NetworkSpec } from '../cpi/types.ts';
 import {
   anyObject,
   arrayOf,
@@ -14,16 +14,9 @@ import {
   recordOf,
   str,
 } from '../util/check.ts';
+import { requestCid } from '../util/cloud-ids.ts';
 
 /** Checks for the argument types that recur across CPI methods. */
-
-/**
- * A cloud ID: any non-empty string. No length cap: the Director may hand over IDs of another
- * CPI (cpi-config migrations), and for those delete_vm/delete_disk must answer VMNotFound or
- * DiskNotFound, which it tolerates, rather than a CloudError that fails its task. Backends check
- * an ID against their own format before it reaches a path, a URL or a command.
- */
-export const cid = (): Check<string> => str({ nonEmpty: true });
 
 /** cloud_properties: an object; null (sent by some callers for "none") means {}. */
 export const cloudProperties = (): Check<Record<string, unknown>> => {
@@ -68,5 +61,6 @@ export const networkSpec = (): Check<NetworkSpec> => {
 };
 
 export const networks = () => recordOf(networkSpec());
-export const diskCids = (): Check<string[]> => (v, path) => nullable(arrayOf(cid()))(v, path) ?? [];
+export const diskCids = (): Check<DiskCid[]> => (v, path) =>
+  nullable(arrayOf(requestCid('disk')))(v, path) ?? [];
 export const vmEnv = (): Check<Record<string, unknown>> => (v, path) => nullable(anyObject())(v, path) ?? {};

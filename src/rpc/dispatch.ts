@@ -11,14 +11,14 @@ export function lookupMethod(name: string): MethodDefinition {
 
 /** Checks the arguments against the method's definition; a mismatch is a CloudError naming the argument. */
 export function checkArguments(name: string, method: MethodDefinition, args: unknown[]): unknown[] {
-  const required = method.args.filter((a) => !a.optional).length;
+  const required = method.args.filter((a) => !a.fallback).length;
   if (args.length < required || args.length > method.args.length) {
-    const names = method.args.map((a) => (a.optional ? `[${a.name}]` : a.name)).join(', ');
+    const names = method.args.map((a) => (a.fallback ? `[${a.name}]` : a.name)).join(', ');
     const expected = required === method.args.length ? `${required}` : `${required} to ${method.args.length}`;
     throw cloudError(`${name} expects ${expected} argument(s) (${names}), got ${args.length}`);
   }
   return method.args.map((definition, i) => {
-    if (i >= args.length) return undefined;
+    if (i >= args.length) return definition.fallback?.value;
     try {
       return definition.check(args[i], definition.name);
     } catch (e) {

@@ -22,15 +22,17 @@ export class CpiFailure extends Error {
     readonly type: ErrorTypeName,
     message: string,
     readonly okToRetry = false,
+    /** What went wrong underneath (kept for the log, never sent to the caller). */
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = type;
   }
 }
 
 export const cpiError = (message: string) => new CpiFailure(ErrorType.CpiError, message);
-export const cloudError = (message: string, okToRetry = false) =>
-  new CpiFailure(ErrorType.CloudError, message, okToRetry);
+export const cloudError = (message: string, okToRetry = false, cause?: unknown) =>
+  new CpiFailure(ErrorType.CloudError, message, okToRetry, { cause });
 export const notImplemented = (message: string) => new CpiFailure(ErrorType.NotImplemented, message);
 export const notSupported = (message: string) => new CpiFailure(ErrorType.NotSupported, message);
 export const vmNotFound = (vmCid: string) => new CpiFailure(ErrorType.VMNotFound, `VM '${vmCid}' not found`);
@@ -47,6 +49,6 @@ export const noDiskSpace = (message: string) => new CpiFailure(ErrorType.NoDiskS
 /** Turns anything thrown into a CpiFailure; unknown exceptions become CloudError with their message. */
 export function asCpiFailure(err: unknown): CpiFailure {
   if (err instanceof CpiFailure) return err;
-  if (err instanceof Error) return cloudError(`Unexpected error: ${err.message}`);
+  if (err instanceof Error) return cloudError(`Unexpected error: ${err.message}`, false, err);
   return cloudError(`Unexpected error: ${String(err)}`);
 }

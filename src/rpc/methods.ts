@@ -1,15 +1,9 @@
-import type { Backend } from '../cpi/backend.ts';
+import type { Backend, Capabilities } from '../cpi/backend.ts';
 import { boundedInt, cpuCount, diskMiB, LIMITS, ramMiB } from '../cpi/cloud-properties.ts';
-import type {
-  CreateVmInput,
-  DiskHint,
-  Metadata,
-  NetworkDefinition,
-  Networks,
-  VmResources,
-} from '../cpi/types.ts';
+import type { DiskHint, Metadata } from '../cpi/types.ts';
 import { type Check, int, nullable, object, optional, str } from '../util/check.ts';
-import { cid, cloudProperties, diskCids, metadata, networks, vmEnv } from './arguments.ts';
+import { requestCid } from '../util/cloud-ids.ts';
+import { cloudProperties, diskCids, metadata, networks, vmEnv } from './arguments.ts';
 import { cloudError, notImplemented, notSupported } from './errors.ts';
 
 export interface Call {
@@ -18,26 +12,71 @@ export interface Call {
   backend(): Promise<Backend>;
 }
 
-interface Argument {
+/** One positional argument: its name (for messages) and the check that types it. */
+export interface Argument<T> {
   name: string;
-  check: Check<unknown>;
-  /** May be left out at the end of the list (older callers send fewer arguments). */
-  optional?: boolean;
+  check: Check<T>;
+  /** Present when the argument may be left out at the end of the list (older callers send fewer). */
+  fallback?: { value: T };
 }
 
+/** What the dispatcher knows of a method: its arguments, and how to run it on their checked values. */
 export interface MethodDefinition {
-  args: Argument[];
-  run(args: unknown[], call: Call): Promise<unknown>;
+  args: readonly Argument<unknown>[];
+  run(checked: unknown[], call: Call): Promise<unknown>;
 }
 
-const arg = (name: string, check: Check<unknown>, isOptional = false): Argument => ({
+type Values<A extends readonly Argument<unknown>[]> = {
+  -readonly [K in keyof A]: A[K] extends Argument<infer T> ? T : never;
+};
+
+const arg = <T>(name: string, check: Check<T>): Argument<T> => ({ name, check });
+const optionalArg = <T>(name: string, check: Check<T>, value: T): Argument<T> => ({
   name,
   check,
-  optional: isOptional,
+  fallback: { value },
 });
 
-const unsupportedBy = (method: string) =>
-  notImplemented(`Method '${method}' is not implemented by this CPI's backend`);
+/**
+ * A method whose implementation receives the values its argument checks produced, typed by
+ * those checks. The dispatcher runs the checks in order (checkArguments), which is what makes
+ * the one conversion below hold.
+ */
+function method<const A extends readonly Argument<unknown>[]>(
+  args: A,
+  run: (values: Values<A>, call: Call) => Promise<unknown>,
+): MethodDefinition {
+  return { args, run: (checked, call) => run(checked as Values<A>, call) };
+}
+
+/**
+ * A method that needs the backend: whatever it throws passes through the backend's one error
+ * boundary (Backend.failure), so the caller always gets a CpiFailure naming the cause.
+ */
+function onBackend<const A extends readonly Argument<unknown>[]>(
+  args: A,
+  run: (values: Values<A>, backend: Backend, call: Call) => Promise<unknown>,
+): MethodDefinition {
+  return method(args, async (values, call) => {
+    const backend = await call.backend();
+    try {
+      return await run(values, backend, call);
+    } catch (e) {
+      throw backend.failure(e);
+    }
+  });
+}
+
+/** An optional ability of the backend; a missing one is always NotImplemented (see Capabilities). */
+function capability<K extends keyof Capabilities>(
+  backend: Backend,
+  name: K,
+  methodName: string,
+): NonNullable<Capabilities[K]> {
+  const found = backend.capabilities[name];
+  if (!found) throw notImplemented(`Method '${methodName}' is not implemented by this CPI's backend`);
+  return found;
+}
 
 function requireHint(hint: DiskHint): DiskHint {
   const empty = typeof hint === 'string' ? hint === '' : Object.keys(hint).length === 0;
@@ -50,164 +89,105 @@ const tagsArgument = (): Check<Metadata> => (v, path) => {
   return env?.tags ?? {};
 };
 
+const vmCid = () => arg('vm_cid', requestCid('vm'));
+const diskCid = () => arg('disk_cid', requestCid('disk'));
+
 /** Every CPI method: its arguments and how its result is shaped for the caller's API version. */
 export const METHODS: Record<string, MethodDefinition> = {
-  info: {
-    args: [],
-    run: async (_args, call) => ({ stemcell_formats: [...call.stemcellFormats], api_version: 3 }),
-  },
+  info: method([], async (_values, call) => ({
+    stemcell_formats: [...call.stemcellFormats],
+    api_version: 3,
+  })),
 
-  create_stemcell: {
-    args: [
+  create_stemcell: onBackend(
+    [
       arg('image_path', str({ nonEmpty: true })),
       arg('cloud_properties', cloudProperties()),
-      arg('env', tagsArgument(), true),
+      optionalArg('env', tagsArgument(), {}),
     ],
-    run: async ([imagePath, props, tags], call) =>
-      (await call.backend()).createStemcell(
-        imagePath as string,
-        props as Record<string, unknown>,
-        (tags ?? {}) as Metadata,
-      ),
-  },
-  delete_stemcell: {
-    args: [arg('stemcell_cid', cid())],
-    run: async ([stemcellCid], call) => (await call.backend()).deleteStemcell(stemcellCid as string),
-  },
+    ([imagePath, props, tags], backend) => backend.createStemcell(imagePath, props, tags),
+  ),
+  delete_stemcell: onBackend([arg('stemcell_cid', requestCid('stemcell'))], ([stemcellCid], backend) =>
+    backend.deleteStemcell(stemcellCid),
+  ),
 
-  create_vm: {
-    args: [
+  create_vm: onBackend(
+    [
       arg('agent_id', str({ nonEmpty: true })),
-      arg('stemcell_cid', cid()),
+      arg('stemcell_cid', requestCid('stemcell')),
       arg('cloud_properties', cloudProperties()),
       arg('networks', networks()),
-      arg('disk_cids', diskCids(), true),
-      arg('env', vmEnv(), true),
+      optionalArg('disk_cids', diskCids(), []),
+      optionalArg('env', vmEnv(), {}),
     ],
-    run: async ([agentId, stemcellCid, props, nets, disks, env], call) => {
-      const input: CreateVmInput = {
-        agentId: agentId as string,
-        stemcellCid: stemcellCid as string,
-        cloudProperties: props as Record<string, unknown>,
-        networks: nets as Networks,
-        diskCids: (disks ?? []) as string[],
-        env: (env ?? {}) as Record<string, unknown>,
-      };
-      const created = await (await call.backend()).createVm(input);
+    async ([agentId, stemcellCid, props, nets, disks, env], backend, call) => {
+      const created = await backend.createVm({
+        agentId,
+        stemcellCid,
+        cloudProperties: props,
+        networks: nets,
+        diskCids: disks,
+        env,
+      });
       return call.apiVersion >= 2 ? [created.vmCid, created.networks] : created.vmCid;
     },
-  },
-  delete_vm: {
-    args: [arg('vm_cid', cid())],
-    run: async ([vmCid], call) => (await call.backend()).deleteVm(vmCid as string),
-  },
-  has_vm: {
-    args: [arg('vm_cid', cid())],
-    run: async ([vmCid], call) => (await (await call.backend()).hasVm(vmCid as string)) === true,
-  },
-  reboot_vm: {
-    args: [arg('vm_cid', cid())],
-    run: async ([vmCid], call) => (await call.backend()).rebootVm(vmCid as string),
-  },
-  set_vm_metadata: {
-    args: [arg('vm_cid', cid()), arg('metadata', metadata())],
-    run: async ([vmCid, meta], call) =>
-      (await call.backend()).setVmMetadata(vmCid as string, meta as Metadata),
-  },
-  configure_networks: {
-    args: [arg('vm_cid', cid()), arg('networks', networks())],
-    run: async () => {
-      throw notSupported('configure_networks is not supported: the VM is recreated with its new networks');
-    },
-  },
-  calculate_vm_cloud_properties: {
-    args: [
+  ),
+  delete_vm: onBackend([vmCid()], ([cid], backend) => backend.deleteVm(cid)),
+  has_vm: onBackend([vmCid()], async ([cid], backend) => (await backend.hasVm(cid)) === true),
+  reboot_vm: onBackend([vmCid()], ([cid], backend) => backend.rebootVm(cid)),
+  set_vm_metadata: onBackend([vmCid(), arg('metadata', metadata())], ([cid, meta], backend) =>
+    backend.setVmMetadata(cid, meta),
+  ),
+  configure_networks: method([vmCid(), arg('networks', networks())], async () => {
+    throw notSupported('configure_networks is not supported: the VM is recreated with its new networks');
+  }),
+  calculate_vm_cloud_properties: onBackend(
+    [
       arg(
         'desired_instance_size',
         object({ cpu: cpuCount(), ram: ramMiB(), ephemeral_disk_size: boundedInt(0, LIMITS.diskMiB, 'MiB') }),
       ),
     ],
-    run: async ([size], call) => (await call.backend()).calculateVmCloudProperties(size as VmResources),
-  },
+    async ([size], backend) => backend.calculateVmCloudProperties(size),
+  ),
 
-  create_disk: {
-    args: [
+  create_disk: onBackend(
+    [
       arg('size', diskMiB()),
       arg('cloud_properties', cloudProperties()),
-      arg('vm_cid', nullable(cid()), true),
+      optionalArg('vm_cid', nullable(requestCid('vm')), null),
     ],
-    run: async ([size, props, vmCid], call) =>
-      (await call.backend()).createDisk(
-        size as number,
-        props as Record<string, unknown>,
-        (vmCid ?? null) as string | null,
-      ),
-  },
-  delete_disk: {
-    args: [arg('disk_cid', cid())],
-    run: async ([diskCid], call) => (await call.backend()).deleteDisk(diskCid as string),
-  },
-  has_disk: {
-    args: [arg('disk_cid', cid())],
-    run: async ([diskCid], call) => (await (await call.backend()).hasDisk(diskCid as string)) === true,
-  },
-  resize_disk: {
-    args: [arg('disk_cid', cid()), arg('new_size', diskMiB())],
-    run: async ([diskCid, size], call) =>
-      (await call.backend()).resizeDisk(diskCid as string, size as number),
-  },
-  update_disk: {
-    args: [arg('disk_cid', cid()), arg('new_size', diskMiB()), arg('cloud_properties', cloudProperties())],
-    run: async ([diskCid, size, props], call) => {
-      const backend = await call.backend();
-      if (!backend.updateDisk) throw notSupported('update_disk is not supported by this backend');
-      return (
-        (await backend.updateDisk(diskCid as string, size as number, props as Record<string, unknown>)) ??
-        null
-      );
-    },
-  },
-  attach_disk: {
-    args: [arg('vm_cid', cid()), arg('disk_cid', cid())],
-    run: async ([vmCid, diskCid], call) => {
-      const hint = requireHint(await (await call.backend()).attachDisk(vmCid as string, diskCid as string));
-      return call.apiVersion >= 2 ? hint : null;
-    },
-  },
-  detach_disk: {
-    args: [arg('vm_cid', cid()), arg('disk_cid', cid())],
-    run: async ([vmCid, diskCid], call) =>
-      (await call.backend()).detachDisk(vmCid as string, diskCid as string),
-  },
-  set_disk_metadata: {
-    args: [arg('disk_cid', cid()), arg('metadata', metadata())],
-    run: async ([diskCid, meta], call) =>
-      (await call.backend()).setDiskMetadata(diskCid as string, meta as Metadata),
-  },
-  get_disks: {
-    args: [arg('vm_cid', cid())],
-    run: async ([vmCid], call) => [...(await (await call.backend()).getDisks(vmCid as string))],
-  },
+    ([size, props, vm], backend) => backend.createDisk(size, props, vm),
+  ),
+  delete_disk: onBackend([diskCid()], ([cid], backend) => backend.deleteDisk(cid)),
+  has_disk: onBackend([diskCid()], async ([cid], backend) => (await backend.hasDisk(cid)) === true),
+  resize_disk: onBackend([diskCid(), arg('new_size', diskMiB())], ([cid, size], backend) =>
+    backend.resizeDisk(cid, size),
+  ),
+  update_disk: onBackend(
+    [diskCid(), arg('new_size', diskMiB()), arg('cloud_properties', cloudProperties())],
+    async ([cid, size, props], backend) =>
+      (await capability(backend, 'diskUpdater', 'update_disk').updateDisk(cid, size, props)) ?? null,
+  ),
+  attach_disk: onBackend([vmCid(), diskCid()], async ([vm, disk], backend, call) => {
+    const hint = requireHint(await backend.attachDisk(vm, disk));
+    return call.apiVersion >= 2 ? hint : null;
+  }),
+  detach_disk: onBackend([vmCid(), diskCid()], ([vm, disk], backend) => backend.detachDisk(vm, disk)),
+  set_disk_metadata: onBackend([diskCid(), arg('metadata', metadata())], ([cid, meta], backend) =>
+    backend.setDiskMetadata(cid, meta),
+  ),
+  get_disks: onBackend([vmCid()], async ([cid], backend) => [...(await backend.getDisks(cid))]),
 
-  snapshot_disk: {
-    args: [arg('disk_cid', cid()), arg('metadata', metadata(), true)],
-    run: async ([diskCid, meta], call) => {
-      const backend = await call.backend();
-      if (!backend.snapshotDisk) throw unsupportedBy('snapshot_disk');
-      return backend.snapshotDisk(diskCid as string, (meta ?? {}) as Metadata);
-    },
-  },
-  delete_snapshot: {
-    args: [arg('snapshot_cid', cid())],
-    run: async ([snapshotCid], call) => {
-      const backend = await call.backend();
-      if (!backend.deleteSnapshot) throw unsupportedBy('delete_snapshot');
-      return backend.deleteSnapshot(snapshotCid as string);
-    },
-  },
+  snapshot_disk: onBackend([diskCid(), optionalArg('metadata', metadata(), {})], ([cid, meta], backend) =>
+    capability(backend, 'snapshots', 'snapshot_disk').snapshotDisk(cid, meta),
+  ),
+  delete_snapshot: onBackend([arg('snapshot_cid', requestCid('snap'))], ([cid], backend) =>
+    capability(backend, 'snapshots', 'delete_snapshot').deleteSnapshot(cid),
+  ),
 
-  create_network: {
-    args: [
+  create_network: onBackend(
+    [
       arg(
         'network_definition',
         object({
@@ -219,25 +199,18 @@ export const METHODS: Record<string, MethodDefinition> = {
         }),
       ),
     ],
-    run: async ([definition], call) => {
-      const backend = await call.backend();
-      if (!backend.createNetwork) throw unsupportedBy('create_network');
-      return backend.createNetwork(definition as NetworkDefinition);
+    async ([definition], backend) => {
+      const created = await capability(backend, 'managedNetworks', 'create_network').createNetwork(
+        definition,
+      );
+      return [created.networkId, created.details, created.cloudProperties];
     },
-  },
-  delete_network: {
-    args: [arg('network_id', cid())],
-    run: async ([networkId], call) => {
-      const backend = await call.backend();
-      if (!backend.deleteNetwork) throw unsupportedBy('delete_network');
-      return backend.deleteNetwork(networkId as string);
-    },
-  },
+  ),
+  delete_network: onBackend([arg('network_id', requestCid('net'))], ([id], backend) =>
+    capability(backend, 'managedNetworks', 'delete_network').deleteNetwork(id),
+  ),
 
-  current_vm_id: {
-    args: [],
-    run: async () => {
-      throw notImplemented('current_vm_id is deprecated and not implemented');
-    },
-  },
+  current_vm_id: method([], async () => {
+    throw notImplemented('current_vm_id is deprecated and not implemented');
+  }),
 };

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { diskSerial } from '../../src/backends/qemu/ids.ts';
+import { diskCid as asDiskCid } from '../support/ids.ts';
 import {
   cpiTaps,
   createBridge,
@@ -125,7 +126,7 @@ test('API v1 shapes: create_vm returns the bare CID and attach_disk null (the di
   assert.equal(await cpi.call('attach_disk', [vmCid, disk], 1), null);
   assert.match(
     await guest(ip, 'settings'),
-    new RegExp(`^disks\\.persistent\\.${disk}\\.id\\t${diskSerial(disk)}$`, 'm'),
+    new RegExp(`^disks\\.persistent\\.${disk}\\.id\\t${diskSerial(asDiskCid(disk))}$`, 'm'),
   );
   assert.match(await guest(ip, `mount ${disk}`), /^OK vd[b-z]$/);
   assert.equal(await guest(ip, `write ${disk} before-the-crash`), 'OK');
@@ -147,7 +148,9 @@ test('API v1 shapes: create_vm returns the bare CID and attach_disk null (the di
   assert.deepEqual(await cpi.call('get_disks', [vmCid]), [disk]);
   await assert.rejects(cpi.call('attach_disk', [vmCid, disk]), /is not running/);
   await cpi.call('reboot_vm', [vmCid]);
-  await waitForConsole(dataDir, vmCid, new RegExp(`^BOSHTEST disks .*:${diskSerial(disk)}:`), { boot: 2 });
+  await waitForConsole(dataDir, vmCid, new RegExp(`^BOSHTEST disks .*:${diskSerial(asDiskCid(disk))}:`), {
+    boot: 2,
+  });
   await waitForConsole(dataDir, vmCid, /^BOSHTEST ready/, { boot: 2 });
   assert.deepEqual(await cpi.call('get_disks', [vmCid]), [disk]);
   assert.match(await guest(ip, `mount ${disk}`), /^OK vd[b-z]$/);

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { diskSerial, nicMac } from '../../src/backends/qemu/ids.ts';
+import { diskCid as asDiskCid, vmCid as asVmCid } from '../support/ids.ts';
 import {
   consoleText,
   cpiTaps,
@@ -116,7 +117,7 @@ test('two VMs boot from their stemcell disks and get their settings from the con
     const netLine = await waitForConsole(dataDir, vm.cid, /^BOSHTEST net/);
     assert.equal(
       netLine,
-      `BOSHTEST net name=default device=eth0 mac=${nicMac(vm.cid, 'default')} ip=${vm.ip}`,
+      `BOSHTEST net name=default device=eth0 mac=${nicMac(asVmCid(vm.cid), 'default')} ip=${vm.ip}`,
     );
     await ready;
     boot[vm.cid] = Date.now() - vm.createdAt;
@@ -137,7 +138,7 @@ test('the config drive is an ISO labelled config-2 whose settings files are 0600
   );
   assert.equal(settings.agent_id, 'agent-a');
   assert.equal(settings.networks.default.preconfigured, false);
-  assert.equal(settings.networks.default.mac, nicMac(vms.a.cid, 'default'));
+  assert.equal(settings.networks.default.mac, nicMac(asVmCid(vms.a.cid), 'default'));
   assert.equal(settings.mbus, 'nats://nats:nats-secret-password@127.0.0.1:4222');
   assert.deepEqual(settings.env, { bosh: { password: 'secret-crypted-password' } });
   assert.deepEqual(settings.disks.persistent, {});
@@ -170,7 +171,7 @@ test('has_vm and set_vm_metadata', async () => {
 test('a hot-plugged disk appears in the guest under its hinted id and takes data', async () => {
   diskCid = await cpi.call<string>('create_disk', [512, { filesystem: 'ext4' }, vms.a.cid]);
   const hint = await cpi.call<Record<string, string>>('attach_disk', [vms.a.cid, diskCid]);
-  assert.deepEqual(hint, { id: diskSerial(diskCid) });
+  assert.deepEqual(hint, { id: diskSerial(asDiskCid(diskCid)) });
   assert.equal(hint.id?.length, 20);
   assert.deepEqual(await cpi.call('get_disks', [vms.a.cid]), [diskCid]);
   await cpi.call('set_disk_metadata', [diskCid, { deployment: 'd', instance_group: 'web' }]);
@@ -201,7 +202,7 @@ test('detach, grow while detached, attach to the other VM: the data came along a
   assert.equal(await guest(vms.a.ip, `umount ${diskCid}`), 'OK');
   await cpi.call('detach_disk', [vms.a.cid, diskCid]);
   assert.deepEqual(await cpi.call('get_disks', [vms.a.cid]), []);
-  assert.doesNotMatch(await guest(vms.a.ip, 'devices'), new RegExp(diskSerial(diskCid)));
+  assert.doesNotMatch(await guest(vms.a.ip, 'devices'), new RegExp(diskSerial(asDiskCid(diskCid))));
   await assert.rejects(cpi.call('detach_disk', [vms.a.cid, diskCid]), /DiskNotAttached/);
 
   await cpi.call('resize_disk', [diskCid, 1024]);
@@ -222,9 +223,14 @@ test('reboot_vm resets the VM and its disk stays attached', async () => {
   await waitForConsole(dataDir, vms.b.cid, /^BOSHTEST ready/, { boot: 2 });
   boot[`${vms.b.cid} (reboot)`] = Date.now() - rebooted;
   // The guest found the disk while it booted again: it stayed plugged in across the reset.
-  await waitForConsole(dataDir, vms.b.cid, new RegExp(`^BOSHTEST disks .*vd[c-z]:${diskSerial(diskCid)}:`), {
-    boot: 2,
-  });
+  await waitForConsole(
+    dataDir,
+    vms.b.cid,
+    new RegExp(`^BOSHTEST disks .*vd[c-z]:${diskSerial(asDiskCid(diskCid))}:`),
+    {
+      boot: 2,
+    },
+  );
   assert.deepEqual(await cpi.call('get_disks', [vms.b.cid]), [diskCid]);
   assert.match(await guest(vms.b.ip, `mount ${diskCid}`), /^OK vd[c-z]$/);
   assert.equal(await guest(vms.b.ip, `read ${diskCid}`), 'written-in-vm-b');

@@ -1,5 +1,6 @@
-import type { Backend, BackendContext, BackendDescriptor } from '../../src/cpi/backend.ts';
+import type { Backend, BackendContext, BackendDescriptor, Capabilities } from '../../src/cpi/backend.ts';
 import type { CreateVmInput, Networks } from '../../src/cpi/types.ts';
+import { asCpiFailure } from '../../src/rpc/errors.ts';
 import type { Call } from '../../src/rpc/methods.ts';
 
 /** One call a fake backend received: the Backend method name and its arguments. */
@@ -8,8 +9,17 @@ export interface RecordedCall {
   args: unknown[];
 }
 
-/** The Backend methods a real backend may leave out (the engine answers NotImplemented/NotSupported). */
-export type OptionalCapability =
+/** The abilities a real backend may lack (the RPC layer then answers NotImplemented). */
+export type OptionalCapability = keyof Capabilities;
+
+const CAPABILITY_METHODS: Record<OptionalCapability, string[]> = {
+  diskUpdater: ['updateDisk'],
+  snapshots: ['snapshotDisk', 'deleteSnapshot'],
+  managedNetworks: ['createNetwork', 'deleteNetwork'],
+};
+
+type MethodName =
+  | Exclude<keyof Backend, 'capabilities' | 'failure' | 'close'>
   | 'updateDisk'
   | 'snapshotDisk'
   | 'deleteSnapshot'
@@ -17,10 +27,10 @@ export type OptionalCapability =
   | 'deleteNetwork';
 
 export interface FakeBackendOptions {
-  /** Optional methods to leave out, as a backend without that capability would. */
+  /** Abilities to leave out, as a backend without them would. */
   without?: OptionalCapability[];
   /** Replaces the canned behaviour of a method (to throw, or to return something odd). */
-  overrides?: Partial<Record<keyof Backend, (...args: never[]) => unknown>>;
+  overrides?: Partial<Record<MethodName, (...args: never[]) => unknown>>;
 }
 
 export type FakeBackend = Backend & { calls: RecordedCall[]; closed: number };
@@ -56,23 +66,33 @@ export function fakeBackend(options: FakeBackendOptions = {}): FakeBackend {
     updateDisk: async () => 'disk-fake-updated',
     snapshotDisk: async () => 'snapshot-fake-1',
     deleteSnapshot: async () => undefined,
-    createNetwork: async () => [
-      'network-fake-1',
-      { range: '10.0.0.0/24', gateway: '10.0.0.1', reserved: [] },
-      {},
-    ],
+    createNetwork: async () => ({
+      networkId: 'network-fake-1',
+      details: { range: '10.0.0.0/24', gateway: '10.0.0.1', reserved: [] },
+      cloudProperties: {},
+    }),
     deleteNetwork: async () => undefined,
   };
-  for (const capability of options.without ?? []) delete canned[capability];
   Object.assign(canned, options.overrides ?? {});
-
-  const backend: Record<string, unknown> = { calls, closed: 0 };
-  for (const [method, behaviour] of Object.entries(canned)) {
-    backend[method] = (...args: never[]) => {
+  const recorded = (method: string) => {
+    const behaviour = canned[method];
+    if (!behaviour) throw new Error(`the fake backend has no method ${method}`);
+    return (...args: never[]) => {
       calls.push({ method, args });
       return behaviour(...args);
     };
+  };
+
+  const backend: Record<string, unknown> = { calls, closed: 0 };
+  const optional = new Set(Object.values(CAPABILITY_METHODS).flat());
+  for (const method of Object.keys(canned)) if (!optional.has(method)) backend[method] = recorded(method);
+  const capabilities: Record<string, Record<string, unknown>> = {};
+  for (const [capability, methods] of Object.entries(CAPABILITY_METHODS)) {
+    if (options.without?.includes(capability as OptionalCapability)) continue;
+    capabilities[capability] = Object.fromEntries(methods.map((m) => [m, recorded(m)]));
   }
+  backend.capabilities = capabilities;
+  backend.failure = asCpiFailure;
   backend.close = () => {
     (backend.closed as number)++;
   };

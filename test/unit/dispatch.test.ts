@@ -9,6 +9,7 @@ import {
   type FakeBackendOptions,
   fakeBackend,
   fakeCall,
+  type OptionalCapability,
 } from '../support/fake-backend.ts';
 
 const NETWORKS = {
@@ -328,24 +329,12 @@ describe('methods the CPI does not implement', () => {
     assert.equal(error.type, 'Bosh::Clouds::NotImplemented');
   });
 
-  test('update_disk on a backend without updateDisk is NotSupported (the Director then copies the disk)', async () => {
-    const { error, backend } = await failure('update_disk', ['disk-1', 2048, {}], 2, {
-      without: ['updateDisk'],
-    });
-    assert.ok(error instanceof CpiFailure);
-    assert.equal(error.type, 'Bosh::Clouds::NotSupported');
-    assert.deepEqual(backend.calls, []);
-  });
-
-  const optional: Array<{
-    method: string;
-    args: unknown[];
-    capability: 'snapshotDisk' | 'deleteSnapshot' | 'createNetwork' | 'deleteNetwork';
-  }> = [
-    { method: 'snapshot_disk', args: ['disk-1', {}], capability: 'snapshotDisk' },
-    { method: 'delete_snapshot', args: ['snap-1'], capability: 'deleteSnapshot' },
-    { method: 'create_network', args: [{ type: 'manual' }], capability: 'createNetwork' },
-    { method: 'delete_network', args: ['net-1'], capability: 'deleteNetwork' },
+  const optional: Array<{ method: string; args: unknown[]; capability: OptionalCapability }> = [
+    { method: 'update_disk', args: ['disk-1', 2048, {}], capability: 'diskUpdater' },
+    { method: 'snapshot_disk', args: ['disk-1', {}], capability: 'snapshots' },
+    { method: 'delete_snapshot', args: ['snap-1'], capability: 'snapshots' },
+    { method: 'create_network', args: [{ type: 'manual' }], capability: 'managedNetworks' },
+    { method: 'delete_network', args: ['net-1'], capability: 'managedNetworks' },
   ];
   for (const { method, args, capability } of optional) {
     test(`${method} on a backend without ${capability} is NotImplemented naming the method`, async () => {

@@ -7,11 +7,13 @@ import { hostsBackend } from '../../src/backends/docker/hosts/backend.ts';
 import { joinId, splitId } from '../../src/backends/docker/hosts/cloud-ids.ts';
 import { placeVm } from '../../src/backends/docker/hosts/placement.ts';
 import { DEFAULT_HOST_NAME, HostPool, hostSpecs } from '../../src/backends/docker/hosts/pool.ts';
+import { toCpiFailure } from '../../src/backends/docker/index.ts';
 import type { CreateVmInput } from '../../src/cpi/types.ts';
 import { Logger } from '../../src/log/logger.ts';
 import { Redactor } from '../../src/log/redact.ts';
 import { CpiFailure } from '../../src/rpc/errors.ts';
 import { type FakeBackend, fakeBackend } from '../support/fake-backend.ts';
+import { diskCid, stemcellCid, vmCid } from '../support/ids.ts';
 
 const U1 = '0b7e5a1c-7b7a-4d8e-9a1b-1234567890ab';
 const U2 = '1c8f6b2d-8c8b-4e9f-8b2c-234567890abc';
@@ -38,13 +40,13 @@ async function rejection(promise: Promise<unknown>): Promise<CpiFailure> {
 
 describe('host-qualified cloud IDs', () => {
   test('an ID with a host part splits into the host-local ID and the host', () => {
-    assert.deepEqual(splitId('vm', `vm-${U1}@zone-2`), { local: `vm-${U1}`, host: 'zone-2' });
-    assert.deepEqual(splitId('disk', `disk-${U1}@Z_1`), { local: `disk-${U1}`, host: 'Z_1' });
-    assert.equal(joinId(`vm-${U1}`, 'zone-2'), `vm-${U1}@zone-2`);
+    assert.deepEqual(splitId('vm', vmCid(`vm-${U1}@zone-2`)), { local: `vm-${U1}`, host: 'zone-2' });
+    assert.deepEqual(splitId('disk', diskCid(`disk-${U1}@Z_1`)), { local: `disk-${U1}`, host: 'Z_1' });
+    assert.equal(joinId(vmCid(`vm-${U1}`), 'zone-2'), `vm-${U1}@zone-2`);
   });
 
   test('an ID in the single-host format has no host part', () => {
-    assert.deepEqual(splitId('vm', `vm-${U1}`), { local: `vm-${U1}`, host: undefined });
+    assert.deepEqual(splitId('vm', vmCid(`vm-${U1}`)), { local: `vm-${U1}`, host: undefined });
   });
 
   for (const bad of [
@@ -60,7 +62,7 @@ describe('host-qualified cloud IDs', () => {
     `vm-${U1.toUpperCase()}@a`,
     '@a',
   ])
-    test(`'${bad}' is not a VM ID`, () => assert.equal(splitId('vm', bad), undefined));
+    test(`'${bad}' is not a VM ID`, () => assert.equal(splitId('vm', vmCid(bad)), undefined));
 });
 
 describe('docker.hosts config', () => {
@@ -180,7 +182,7 @@ function fakePool(
 
 const input = (over: Partial<CreateVmInput> = {}): CreateVmInput => ({
   agentId: 'agent-1',
-  stemcellCid: `stemcell-${U1}`,
+  stemcellCid: stemcellCid(`stemcell-${U1}`),
   cloudProperties: {},
   networks: {},
   diskCids: [],
@@ -191,7 +193,10 @@ const input = (over: Partial<CreateVmInput> = {}): CreateVmInput => ({
 describe('placement', () => {
   test('cloud_properties.host wins; an unknown name is a VMCreationFailed listing the hosts', async () => {
     const { pool } = fakePool({ a: { vms: 0 }, b: { vms: 9 } });
-    const placed = await placeVm(pool, input({ cloudProperties: { host: 'b' }, diskCids: [`disk-${U1}@a`] }));
+    const placed = await placeVm(
+      pool,
+      input({ cloudProperties: { host: 'b' }, diskCids: [diskCid(`disk-${U1}@a`)] }),
+    );
     assert.equal(placed.host.name, 'b');
     const failure = await rejection(placeVm(pool, input({ cloudProperties: { host: 'c' } })));
     assert.equal(failure.type, 'Bosh::Clouds::VMCreationFailed');
@@ -210,8 +215,8 @@ describe('placement', () => {
 
   test('next to its disks; a disk without host part is on the first host', async () => {
     const { pool } = fakePool({ a: { vms: 9 }, b: { vms: 0 } });
-    assert.equal((await placeVm(pool, input({ diskCids: [`disk-${U1}@b`] }))).host.name, 'b');
-    const legacy = await placeVm(pool, input({ diskCids: [`disk-${U1}`] }));
+    assert.equal((await placeVm(pool, input({ diskCids: [diskCid(`disk-${U1}@b`)] }))).host.name, 'b');
+    const legacy = await placeVm(pool, input({ diskCids: [diskCid(`disk-${U1}`)] }));
     assert.equal(legacy.host.name, 'a');
     assert.match(legacy.reason, /holds the VM's persistent disk/);
   });
@@ -243,14 +248,14 @@ describe('placement', () => {
 });
 
 describe('routing by cloud ID', () => {
-  const vmA = `vm-${U1}`;
-  const diskB = `disk-${U2}`;
+  const vmA = vmCid(`vm-${U1}`);
+  const diskB = diskCid(`disk-${U2}`);
 
   test('each call goes to the host its ID names, with the ID that host knows', async () => {
     const { pool, backends } = fakePool({ a: {}, b: {} });
-    const backend = hostsBackend(pool);
-    await backend.deleteVm(`${vmA}@b`);
-    await backend.hasDisk(`${diskB}@a`);
+    const backend = hostsBackend(pool, toCpiFailure);
+    await backend.deleteVm(vmCid(`${vmA}@b`));
+    await backend.hasDisk(diskCid(`${diskB}@a`));
     await backend.hasVm(vmA);
     assert.deepEqual(backends.b?.calls, [{ method: 'deleteVm', args: [vmA] }]);
     assert.deepEqual(backends.a?.calls, [
@@ -264,9 +269,9 @@ describe('routing by cloud ID', () => {
       a: {},
       b: { backend: { overrides: { createDisk: async () => diskB, getDisks: async () => [diskB] } } },
     });
-    const backend = hostsBackend(pool);
-    assert.equal(await backend.createDisk(10, {}, `${vmA}@b`), `${diskB}@b`);
-    assert.deepEqual(await backend.getDisks(`${vmA}@b`), [`${diskB}@b`]);
+    const backend = hostsBackend(pool, toCpiFailure);
+    assert.equal(await backend.createDisk(10, {}, vmCid(`${vmA}@b`)), `${diskB}@b`);
+    assert.deepEqual(await backend.getDisks(vmCid(`${vmA}@b`)), [`${diskB}@b`]);
     const created = await backend.createVm(input({ cloudProperties: { host: 'b' } }));
     assert.equal(created.vmCid, 'vm-fake-1@b');
   });
@@ -276,22 +281,26 @@ describe('routing by cloud ID', () => {
       { default: { backend: { overrides: { createDisk: async () => diskB } } } },
       false,
     );
-    assert.equal(await hostsBackend(pool).createDisk(10, {}, vmA), diskB);
+    assert.equal(await hostsBackend(pool, toCpiFailure).createDisk(10, {}, vmA), diskB);
   });
 
   test('attaching a disk to a VM on another host is refused, naming both hosts', async () => {
     const { pool, backends } = fakePool({ a: {}, b: {} });
-    const failure = await rejection(hostsBackend(pool).attachDisk(`${vmA}@a`, `${diskB}@b`));
+    const failure = await rejection(
+      hostsBackend(pool, toCpiFailure).attachDisk(vmCid(`${vmA}@a`), diskCid(`${diskB}@b`)),
+    );
     assert.equal(failure.type, 'Bosh::Clouds::CloudError');
     assert.match(failure.message, /Disk '.*@b' is on Docker host 'b' and VM '.*@a' on Docker host 'a'/);
     assert.equal(backends.a?.calls.length ?? 0, 0);
-    const detach = await rejection(hostsBackend(pool).detachDisk(`${vmA}@a`, `${diskB}@b`));
+    const detach = await rejection(
+      hostsBackend(pool, toCpiFailure).detachDisk(vmCid(`${vmA}@a`), diskCid(`${diskB}@b`)),
+    );
     assert.equal(detach.type, 'Bosh::Clouds::DiskNotAttached');
   });
 
   test('an ID naming an unknown host is an error, never an answer', async () => {
     const { pool } = fakePool({ a: {}, b: {} });
-    const failure = await rejection(hostsBackend(pool).hasVm(`${vmA}@c`));
+    const failure = await rejection(hostsBackend(pool, toCpiFailure).hasVm(vmCid(`${vmA}@c`)));
     assert.equal(failure.type, 'Bosh::Clouds::CloudError');
     assert.match(
       failure.message,
@@ -315,12 +324,12 @@ describe('routing by cloud ID', () => {
         },
       },
     });
-    const backend = hostsBackend(pool);
-    const down = await rejection(backend.rebootVm(`${vmA}@b`));
+    const backend = hostsBackend(pool, toCpiFailure);
+    const down = await rejection(backend.rebootVm(vmCid(`${vmA}@b`)));
     assert.equal(down.type, 'Bosh::Clouds::CloudError');
     assert.equal(down.okToRetry, true);
     assert.equal(down.message, "Docker host 'b' (tcp://b.example:2376) is unreachable: connection refused");
-    const missing = await rejection(backend.setVmMetadata(`${vmA}@b`, {}));
+    const missing = await rejection(backend.setVmMetadata(vmCid(`${vmA}@b`), {}));
     assert.equal(missing.message, `VM '${vmA}@b' not found`);
   });
 });

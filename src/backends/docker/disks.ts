@@ -1,5 +1,5 @@
 import type { AgentSettings } from '../../agent/settings.ts';
-import type { CloudProperties, DiskHint, Metadata } from '../../cpi/types.ts';
+import type { CloudProperties, DiskCid, DiskHint, Metadata, SnapshotCid, VmCid } from '../../cpi/types.ts';
 import {
   cloudError,
   diskNotAttached,
@@ -10,7 +10,7 @@ import {
 } from '../../rpc/errors.ts';
 import type { DockerContext } from './context.ts';
 import type { HostResult } from './helper.ts';
-import { isId, newId } from './ids.ts';
+import { isId, newId, parseId } from './ids.ts';
 import { diskHint, readSettings, syncPersistentDisks } from './settings-file.ts';
 import { findVm, requireVm } from './vms.ts';
 
@@ -24,7 +24,8 @@ const NO_SPACE = 8;
 /** Seconds detach waits for the VM to stop using a disk before it reports it busy. */
 const DETACH_BUSY_WAIT_S = 10;
 
-const disksOf = (res: HostResult) => res.lines.filter(([k]) => k === 'disk').map(([, v]) => v);
+const disksOf = (res: HostResult): DiskCid[] =>
+  res.lines.flatMap(([k, v]) => (k === 'disk' ? (parseId('disk', v) ?? []) : []));
 
 function fail(res: HostResult, what: string): never {
   if (res.exitCode === NO_SPACE) throw noDiskSpace(`${what}: ${res.stderr}`);
@@ -32,9 +33,9 @@ function fail(res: HostResult, what: string): never {
 }
 
 /** The VM a disk is mounted for, from the host script's "attached <vm_cid>" message. */
-const holderOf = (res: HostResult) => /attached (vm-[0-9a-f-]+)/.exec(res.stderr)?.[1] ?? '';
+const holderOf = (res: HostResult) => parseId('vm', /attached (vm-[0-9a-f-]+)/.exec(res.stderr)?.[1] ?? '');
 
-function requireDiskId(diskCid: string): void {
+function requireDiskId(diskCid: DiskCid): void {
   if (!isId('disk', diskCid)) throw diskNotFound(diskCid);
 }
 
@@ -42,8 +43,8 @@ export async function createDisk(
   ctx: DockerContext,
   sizeMiB: number,
   props: CloudProperties,
-  vmCid: string | null,
-): Promise<string> {
+  vmCid: VmCid | null,
+): Promise<DiskCid> {
   const source = props.snapshot_cid;
   if (source !== undefined && (typeof source !== 'string' || !isId('snap', source)))
     throw cloudError(`cloud_properties.snapshot_cid '${String(source)}' is not a snapshot ID of this CPI`);
@@ -64,7 +65,7 @@ export async function createDisk(
   return cid;
 }
 
-export async function deleteDisk(ctx: DockerContext, diskCid: string): Promise<void> {
+export async function deleteDisk(ctx: DockerContext, diskCid: DiskCid): Promise<void> {
   requireDiskId(diskCid);
   let res = await ctx.host.run('delete-disk', [diskCid]);
   if (res.exitCode === IN_USE_ELSEWHERE) {
@@ -80,7 +81,7 @@ export async function deleteDisk(ctx: DockerContext, diskCid: string): Promise<v
   ctx.logger.info(`Deleted disk ${diskCid}`);
 }
 
-export async function hasDisk(ctx: DockerContext, diskCid: string): Promise<boolean> {
+export async function hasDisk(ctx: DockerContext, diskCid: DiskCid): Promise<boolean> {
   if (!isId('disk', diskCid)) return false;
   const res = await ctx.host.run('has-disk', [diskCid]);
   if (res.exitCode === NOT_FOUND) return false;
@@ -90,7 +91,7 @@ export async function hasDisk(ctx: DockerContext, diskCid: string): Promise<bool
 
 export async function setDiskMetadata(
   ctx: DockerContext,
-  diskCid: string,
+  diskCid: DiskCid,
   metadata: Metadata,
 ): Promise<void> {
   requireDiskId(diskCid);
@@ -103,7 +104,7 @@ export async function setDiskMetadata(
 }
 
 /** A disk still mounted for a VM whose container is gone (a delete_vm killed half-way): release it. */
-async function releaseStale(ctx: DockerContext, vmCid: string, diskCid: string): Promise<void> {
+async function releaseStale(ctx: DockerContext, vmCid: VmCid, diskCid: DiskCid): Promise<void> {
   ctx.logger.warn(`Disk ${diskCid} was still mounted for VM ${vmCid}, which no longer exists; releasing it`);
   const res = await ctx.host.run('release-disk', [vmCid, diskCid]);
   if (res.exitCode !== 0) fail(res, `Releasing disk '${diskCid}' from the removed VM '${vmCid}' failed`);
@@ -130,8 +131,8 @@ function prefetchSettings(ctx: DockerContext, containerId: string): Promise<Agen
 async function syncSettings(
   ctx: DockerContext,
   containerId: string,
-  vmCid: string,
-  mounted: string[],
+  vmCid: VmCid,
+  mounted: DiskCid[],
   prefetched?: Promise<AgentSettings | undefined>,
 ): Promise<void> {
   let disks = mounted;
@@ -146,7 +147,7 @@ async function syncSettings(
   ctx.logger.warn(`The disks of VM ${vmCid} kept changing while its settings were written`);
 }
 
-export async function attachDisk(ctx: DockerContext, vmCid: string, diskCid: string): Promise<DiskHint> {
+export async function attachDisk(ctx: DockerContext, vmCid: VmCid, diskCid: DiskCid): Promise<DiskHint> {
   const vm = await requireVm(ctx, vmCid);
   requireDiskId(diskCid);
   const settings = prefetchSettings(ctx, vm.Id);
@@ -168,7 +169,7 @@ export async function attachDisk(ctx: DockerContext, vmCid: string, diskCid: str
   return diskHint(diskCid);
 }
 
-export async function detachDisk(ctx: DockerContext, vmCid: string, diskCid: string): Promise<void> {
+export async function detachDisk(ctx: DockerContext, vmCid: VmCid, diskCid: DiskCid): Promise<void> {
   requireDiskId(diskCid);
   const vm = await findVm(ctx, vmCid);
   if (!vm) {
@@ -205,14 +206,14 @@ export async function detachDisk(ctx: DockerContext, vmCid: string, diskCid: str
   ctx.logger.info(`Detached disk ${diskCid} from VM ${vmCid}`);
 }
 
-export async function getDisks(ctx: DockerContext, vmCid: string): Promise<string[]> {
+export async function getDisks(ctx: DockerContext, vmCid: VmCid): Promise<DiskCid[]> {
   await requireVm(ctx, vmCid);
   const res = await ctx.host.run('list-disks', [vmCid]);
   if (res.exitCode !== 0) fail(res, `Listing the disks of VM '${vmCid}' failed`);
   return disksOf(res).sort();
 }
 
-export async function resizeDisk(ctx: DockerContext, diskCid: string, newSizeMiB: number): Promise<void> {
+export async function resizeDisk(ctx: DockerContext, diskCid: DiskCid, newSizeMiB: number): Promise<void> {
   requireDiskId(diskCid);
   const res = await ctx.host.run('resize-disk', [diskCid, String(newSizeMiB)]);
   if (res.exitCode === NOT_FOUND) throw diskNotFound(diskCid);
@@ -223,7 +224,17 @@ export async function resizeDisk(ctx: DockerContext, diskCid: string, newSizeMiB
   ctx.logger.info(`Resized disk ${diskCid} to ${newSizeMiB} MiB`);
 }
 
-export async function snapshotDisk(ctx: DockerContext, diskCid: string, metadata: Metadata): Promise<string> {
+/** Only the size can change, in place: the disk keeps its CID. */
+export async function updateDisk(ctx: DockerContext, diskCid: DiskCid, newSizeMiB: number): Promise<DiskCid> {
+  await resizeDisk(ctx, diskCid, newSizeMiB);
+  return diskCid;
+}
+
+export async function snapshotDisk(
+  ctx: DockerContext,
+  diskCid: DiskCid,
+  metadata: Metadata,
+): Promise<SnapshotCid> {
   requireDiskId(diskCid);
   const cid = newId('snap');
   const meta = { disk_cid: diskCid, created_at: new Date().toISOString(), bosh: metadata };
@@ -237,7 +248,7 @@ export async function snapshotDisk(ctx: DockerContext, diskCid: string, metadata
   return cid;
 }
 
-export async function deleteSnapshot(ctx: DockerContext, snapshotCid: string): Promise<void> {
+export async function deleteSnapshot(ctx: DockerContext, snapshotCid: SnapshotCid): Promise<void> {
   if (!isId('snap', snapshotCid)) return;
   const res = await ctx.host.run('delete-snapshot', [snapshotCid]);
   if (res.exitCode !== 0 && res.exitCode !== NOT_FOUND)

@@ -1,4 +1,4 @@
-import { cloudIds } from '../../util/cloud-ids.ts';
+import { cloudIds, type StemcellCid } from '../../util/cloud-ids.ts';
 
 /**
  * Cloud IDs of this backend: a kind prefix and a UUID. Anything else is rejected before it
@@ -7,8 +7,8 @@ import { cloudIds } from '../../util/cloud-ids.ts';
 const KINDS = ['vm', 'disk', 'snap', 'stemcell', 'net'] as const;
 export type IdKind = (typeof KINDS)[number];
 
-export const { newId, isId } = cloudIds<IdKind>(KINDS);
+export const { newId, isId, parseId } = cloudIds<IdKind>(KINDS);
 
 /** Stemcell CIDs name an image repository of the same name. */
 export const STEMCELL_REPO = 'bosh-stemcell';
-export const stemcellImageRef = (cid: string) => `${STEMCELL_REPO}:${cid}`;
+export const stemcellImageRef = (cid: StemcellCid) => `${STEMCELL_REPO}:${cid}`;

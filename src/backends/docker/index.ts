@@ -1,7 +1,6 @@
+import { assembleBackend } from '../../cpi/assemble.ts';
 import type { Backend, BackendContext, BackendModule } from '../../cpi/backend.ts';
-import { calculateVmCloudProperties } from '../../cpi/cloud-properties.ts';
-import { guardBackend } from '../../cpi/guard.ts';
-import { CpiFailure, cloudError } from '../../rpc/errors.ts';
+import { asCpiFailure, CpiFailure, cloudError } from '../../rpc/errors.ts';
 import { loadTls, parseDockerProperties } from './config.ts';
 import { DockerContext } from './context.ts';
 import * as disks from './disks.ts';
@@ -13,43 +12,25 @@ import * as managedNetworks from './managed-networks.ts';
 import * as stemcells from './stemcells.ts';
 import * as vms from './vms.ts';
 
-/** Engine failures become CloudErrors that name the host and the cause; unreachable hosts may be retried. */
-function toCpiFailure(e: unknown): unknown {
+/** The Docker backend's one error boundary: engine failures become CloudErrors; unreachable hosts may be retried. */
+export function toCpiFailure(e: unknown): CpiFailure {
   if (e instanceof CpiFailure) return e;
-  if (e instanceof TransportError) return cloudError(`Docker host ${e.endpoint}: ${e.message}`, true);
-  if (e instanceof DockerApiError) return cloudError(e.message, e.status >= 500);
-  return e;
+  if (e instanceof TransportError) return cloudError(`Docker host ${e.endpoint}: ${e.message}`, true, e);
+  if (e instanceof DockerApiError) return cloudError(e.message, e.status >= 500, e);
+  return asCpiFailure(e);
 }
 
 /** The backend of one Docker host, speaking the IDs that host knows (no `@host` part). */
 export function singleHostBackend(ctx: DockerContext): Backend {
-  return {
-    createStemcell: (path, cloudProps, tags) => stemcells.createStemcell(ctx, path, cloudProps, tags),
-    deleteStemcell: (cid) => stemcells.deleteStemcell(ctx, cid),
-    createVm: (input) => vms.createVm(ctx, input),
-    deleteVm: (cid) => vms.deleteVm(ctx, cid),
-    hasVm: async (cid) => (await vms.findVm(ctx, cid)) !== undefined,
-    rebootVm: (cid) => vms.rebootVm(ctx, cid),
-    setVmMetadata: (cid, metadata) => vms.setVmMetadata(ctx, cid, metadata),
-    calculateVmCloudProperties,
-    createDisk: (size, cloudProps, vmCid) => disks.createDisk(ctx, size, cloudProps, vmCid),
-    deleteDisk: (cid) => disks.deleteDisk(ctx, cid),
-    hasDisk: (cid) => disks.hasDisk(ctx, cid),
-    attachDisk: (vmCid, diskCid) => disks.attachDisk(ctx, vmCid, diskCid),
-    detachDisk: (vmCid, diskCid) => disks.detachDisk(ctx, vmCid, diskCid),
-    setDiskMetadata: (cid, metadata) => disks.setDiskMetadata(ctx, cid, metadata),
-    getDisks: (vmCid) => disks.getDisks(ctx, vmCid),
-    resizeDisk: (cid, size) => disks.resizeDisk(ctx, cid, size),
-    updateDisk: async (cid, size) => {
-      await disks.resizeDisk(ctx, cid, size);
-      return cid;
-    },
-    snapshotDisk: (cid, metadata) => disks.snapshotDisk(ctx, cid, metadata),
-    deleteSnapshot: (cid) => disks.deleteSnapshot(ctx, cid),
-    createNetwork: (definition) => managedNetworks.createNetwork(ctx, definition),
-    deleteNetwork: (id) => managedNetworks.deleteNetwork(ctx, id),
+  return assembleBackend({
+    context: ctx,
+    methods: { ...stemcells, ...vms, ...disks },
+    diskUpdater: disks,
+    snapshots: disks,
+    managedNetworks,
+    failure: toCpiFailure,
     close: () => ctx.docker.close(),
-  };
+  });
 }
 
 /**
@@ -72,7 +53,7 @@ export function create(context: BackendContext): Backend {
     (spec) => loadTls(spec, spec.tlsPath),
     context.logger,
   );
-  return guardBackend(hostsBackend(pool), toCpiFailure);
+  return hostsBackend(pool, toCpiFailure);
 }
 
 export default { create } satisfies BackendModule;

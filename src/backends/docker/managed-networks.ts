@@ -1,4 +1,4 @@
-import type { CloudProperties, NetworkDefinition } from '../../cpi/types.ts';
+import type { CreatedNetwork, NetworkDefinition, NetworkId } from '../../cpi/types.ts';
 import { cloudError, networkNotFound } from '../../rpc/errors.ts';
 import { parseIpv4, prefixToNetmask, subnetOf } from '../../util/ipv4.ts';
 import type { DockerContext } from './context.ts';
@@ -14,7 +14,7 @@ export async function createNetwork(
   definition: NetworkDefinition,
   /** The same ID on every host when the network is created on several engines. */
   id = newId('net'),
-): Promise<[string, Record<string, unknown>, CloudProperties]> {
+): Promise<CreatedNetwork> {
   if (definition.type !== 'manual' && definition.type !== 'dynamic')
     throw cloudError(`create_network: type '${definition.type}' is not supported (manual or dynamic)`);
   const ipam: Record<string, string> = {};
@@ -47,18 +47,18 @@ export async function createNetwork(
   const created = await ctx.networks.inspect(id);
   const config = created?.IPAM.Config?.[0] ?? {};
   ctx.logger.info(`Created network ${id} (${config.Subnet ?? 'engine-chosen range'})`);
-  return [
-    id,
-    {
+  return {
+    networkId: id,
+    details: {
       range: config.Subnet ?? definition.range ?? '',
       gateway: config.Gateway ?? definition.gateway ?? '',
       reserved: [],
     },
-    { ...definition.cloud_properties, name: id },
-  ];
+    cloudProperties: { ...definition.cloud_properties, name: id },
+  };
 }
 
-export async function deleteNetwork(ctx: DockerContext, networkId: string): Promise<void> {
+export async function deleteNetwork(ctx: DockerContext, networkId: NetworkId): Promise<void> {
   if (!isId('net', networkId)) throw networkNotFound(networkId);
   const outcome = await ctx.networks.remove(networkId);
   if (outcome === 'absent') throw networkNotFound(networkId);

@@ -1,6 +1,6 @@
 import type { AgentSettings } from '../../agent/settings.ts';
 import { withPersistentDisks } from '../../agent/settings.ts';
-import type { DiskHint } from '../../cpi/types.ts';
+import type { DiskCid, DiskHint, VmCid } from '../../cpi/types.ts';
 import type { Containers } from './engine/containers.ts';
 import type { TarEntry } from './engine/tar.ts';
 
@@ -9,9 +9,9 @@ export const SETTINGS_DIR = '/var/vcap/bosh';
 export const SETTINGS_FILE = 'warden-cpi-agent-env.json';
 export const MOUNT_POINT_IN_VM = '/warden-cpi-dev';
 
-export const diskHint = (diskCid: string): string => `${MOUNT_POINT_IN_VM}/${diskCid}`;
+export const diskHint = (diskCid: DiskCid): string => `${MOUNT_POINT_IN_VM}/${diskCid}`;
 
-function files(settings: AgentSettings, vmCid: string): TarEntry[] {
+function files(settings: AgentSettings, vmCid: VmCid): TarEntry[] {
   const file = (name: string, content: string): TarEntry => ({
     name,
     type: 'file',
@@ -33,7 +33,7 @@ function files(settings: AgentSettings, vmCid: string): TarEntry[] {
 export async function writeSettings(
   containers: Containers,
   containerId: string,
-  vmCid: string,
+  vmCid: VmCid,
   settings: AgentSettings,
 ): Promise<void> {
   try {
@@ -68,8 +68,8 @@ export async function readSettings(
 export async function syncPersistentDisks(
   containers: Containers,
   containerId: string,
-  vmCid: string,
-  diskCids: string[],
+  vmCid: VmCid,
+  diskCids: DiskCid[],
   current: Promise<AgentSettings | undefined> = readSettings(containers, containerId),
 ): Promise<boolean> {
   const settings = await current;

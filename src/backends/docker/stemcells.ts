@@ -1,6 +1,6 @@
 import { createReadStream, statSync } from 'node:fs';
 import { Transform } from 'node:stream';
-import type { CloudProperties, Metadata } from '../../cpi/types.ts';
+import type { CloudProperties, Metadata, StemcellCid } from '../../cpi/types.ts';
 import { CpiFailure, cloudError } from '../../rpc/errors.ts';
 import type { DockerContext } from './context.ts';
 import { isId, newId, STEMCELL_REPO, stemcellImageRef } from './ids.ts';
@@ -37,7 +37,7 @@ export async function createStemcell(
   tags: Metadata,
   /** The same CID on every host when one stemcell is imported into several engines. */
   cid = newId('stemcell'),
-): Promise<string> {
+): Promise<StemcellCid> {
   const reference = props.image_reference;
   if (reference !== undefined) {
     if (typeof reference !== 'string' || reference === '')
@@ -115,7 +115,7 @@ export async function createStemcell(
  * Removes the stemcell's image. While containers still use it, only its tag goes; the image
  * itself is removed by delete_vm when its last container goes (see removeUnusedStemcellImage).
  */
-export async function deleteStemcell(ctx: DockerContext, cid: string): Promise<void> {
+export async function deleteStemcell(ctx: DockerContext, cid: StemcellCid): Promise<void> {
   if (!isId('stemcell', cid)) {
     ctx.logger.info(`'${cid}' is not a stemcell ID of this CPI; nothing to delete`);
     return;

@@ -1,6 +1,13 @@
 import { buildAgentSettings } from '../../agent/settings.ts';
 import { parseVmSizing, type VmSizing } from '../../cpi/cloud-properties.ts';
-import type { CloudProperties, CreatedVm, CreateVmInput, Metadata, Networks } from '../../cpi/types.ts';
+import type {
+  CloudProperties,
+  CreatedVm,
+  CreateVmInput,
+  Metadata,
+  Networks,
+  VmCid,
+} from '../../cpi/types.ts';
 import { CpiFailure, cloudError, vmCreationFailed, vmNotFound } from '../../rpc/errors.ts';
 import { parseIpv4 } from '../../util/ipv4.ts';
 import { chooseInit, engineCgroups, initContainerConfig, securityOptions } from './container-init.ts';
@@ -23,16 +30,20 @@ import { startCommand } from './start-command.ts';
 import { removeUnusedStemcellImage } from './stemcells.ts';
 
 const EPHEMERAL_MOUNT = '/var/vcap/data';
-const ephemeralVolume = (vmCid: string) => `${vmCid}-ephemeral`;
+const ephemeralVolume = (vmCid: VmCid) => `${vmCid}-ephemeral`;
 
 /** Finds a VM's container by its label (the container's name changes with set_vm_metadata). */
-export async function findVm(ctx: DockerContext, vmCid: string): Promise<ContainerSummary | undefined> {
+export async function findVm(ctx: DockerContext, vmCid: VmCid): Promise<ContainerSummary | undefined> {
   if (!isId('vm', vmCid)) return undefined;
   const [found] = await ctx.containers.list([`${LABELS.vm}=${vmCid}`]);
   return found;
 }
 
-export async function requireVm(ctx: DockerContext, vmCid: string): Promise<ContainerSummary> {
+export async function hasVm(ctx: DockerContext, vmCid: VmCid): Promise<boolean> {
+  return (await findVm(ctx, vmCid)) !== undefined;
+}
+
+export async function requireVm(ctx: DockerContext, vmCid: VmCid): Promise<ContainerSummary> {
   const vm = await findVm(ctx, vmCid);
   if (!vm) throw vmNotFound(vmCid);
   return vm;
@@ -238,7 +249,7 @@ async function startContainer(ctx: DockerContext, containerId: string): Promise<
 
 async function cleanupFailedVm(
   ctx: DockerContext,
-  vmCid: string,
+  vmCid: VmCid,
   created: { container?: string; volume?: boolean; hostStorage?: boolean },
   cause: unknown,
 ): Promise<void> {
@@ -260,7 +271,7 @@ async function cleanupFailedVm(
  * Removes the container and its ephemeral storage. Persistent disks mounted for it are
  * unmounted, never deleted. When the container is already gone, whatever it left is still swept.
  */
-export async function deleteVm(ctx: DockerContext, vmCid: string): Promise<void> {
+export async function deleteVm(ctx: DockerContext, vmCid: VmCid): Promise<void> {
   if (!isId('vm', vmCid)) throw vmNotFound(vmCid);
   const vm = await findVm(ctx, vmCid);
   if (vm) {
@@ -325,7 +336,7 @@ async function applyDefaultRoute(ctx: DockerContext, containerId: string, networ
   ctx.logger.info(`Default route via ${gateway} on network '${name}'`);
 }
 
-export async function rebootVm(ctx: DockerContext, vmCid: string): Promise<void> {
+export async function rebootVm(ctx: DockerContext, vmCid: VmCid): Promise<void> {
   const vm = await requireVm(ctx, vmCid);
   await ctx.containers.restart(vm.Id, 30);
   const settings = await readSettings(ctx.containers, vm.Id);
@@ -336,7 +347,7 @@ export async function rebootVm(ctx: DockerContext, vmCid: string): Promise<void>
 const sanitize = (s: string) => s.replace(/[^a-zA-Z0-9_.-]+/g, '-').replace(/^[^a-zA-Z0-9]+/, '');
 
 /** Operators see the metadata in `docker ps` (the name) and in /var/vcap/bosh/cpi-metadata.json. */
-export async function setVmMetadata(ctx: DockerContext, vmCid: string, metadata: Metadata): Promise<void> {
+export async function setVmMetadata(ctx: DockerContext, vmCid: VmCid, metadata: Metadata): Promise<void> {
   const vm = await requireVm(ctx, vmCid);
   const group =
     metadata.instance_group ?? metadata.job ?? (metadata.name ? metadata.name.split('/')[0] : undefined);

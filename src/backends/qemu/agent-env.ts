@@ -1,5 +1,5 @@
 import { type AgentSettings, withPersistentDisks } from '../../agent/settings.ts';
-import type { DiskHint } from '../../cpi/types.ts';
+import type { DiskCid, DiskHint, VmCid } from '../../cpi/types.ts';
 import { readJsonIfExists, writeJsonAtomic } from '../../util/atomic-file.ts';
 import { writeConfigDrive } from './config-drive.ts';
 import type { QemuContext } from './context.ts';
@@ -13,9 +13,9 @@ import type { QmpClient } from './qmp.ts';
  * `disks.persistent` and its medium swapped in the running VM, so callers that use CPI API v1
  * (which rely on the settings rather than the returned hint) see the disks too.
  */
-export const diskHint = (diskCid: string): Record<string, string> => ({ id: diskSerial(diskCid) });
+export const diskHint = (diskCid: DiskCid): Record<string, string> => ({ id: diskSerial(diskCid) });
 
-export async function writeSettings(ctx: QemuContext, vmCid: string, settings: AgentSettings): Promise<void> {
+export async function writeSettings(ctx: QemuContext, vmCid: VmCid, settings: AgentSettings): Promise<void> {
   const p = ctx.data.vm(vmCid);
   await writeJsonAtomic(p.settings, settings, 0o600);
   await writeConfigDrive(
@@ -28,8 +28,8 @@ export async function writeSettings(ctx: QemuContext, vmCid: string, settings: A
 /** Rewrites disks.persistent and, when the VM runs, puts the new config drive into its CD drive. */
 export async function updatePersistentDisks(
   ctx: QemuContext,
-  vmCid: string,
-  diskCids: string[],
+  vmCid: VmCid,
+  diskCids: DiskCid[],
   qmp: QmpClient | undefined,
 ): Promise<void> {
   const p = ctx.data.vm(vmCid);

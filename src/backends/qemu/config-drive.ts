@@ -1,6 +1,7 @@
 import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { AgentSettings } from '../../agent/settings.ts';
+import type { VmCid } from '../../cpi/types.ts';
 import { syncDirectory } from '../../util/atomic-file.ts';
 import { CommandError, runChecked } from '../../util/command.ts';
 
@@ -14,7 +15,7 @@ import { CommandError, runChecked } from '../../util/command.ts';
 export const CONFIG_DRIVE_LABEL = 'config-2';
 
 export interface ConfigDriveInput {
-  vmCid: string;
+  vmCid: VmCid;
   hostname: string;
   settings: AgentSettings;
 }

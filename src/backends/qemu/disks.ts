@@ -1,6 +1,6 @@
 import { open, rename, rm, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CloudProperties, DiskHint, Metadata } from '../../cpi/types.ts';
+import type { CloudProperties, DiskCid, DiskHint, Metadata, VmCid } from '../../cpi/types.ts';
 import { cloudError, diskNotAttached, vmNotFound } from '../../rpc/errors.ts';
 import { syncDirectory, writeJsonAtomic } from '../../util/atomic-file.ts';
 import { runChecked } from '../../util/command.ts';
@@ -46,8 +46,8 @@ export async function createDisk(
   ctx: QemuContext,
   sizeMiB: number,
   props: CloudProperties,
-  vmCid: string | null,
-): Promise<string> {
+  vmCid: VmCid | null,
+): Promise<DiskCid> {
   const filesystem = filesystemOf(props);
   await ctx.data.ensure();
   await ctx.data.sweepStaging();
@@ -90,11 +90,11 @@ export async function createDisk(
   }
 }
 
-export async function hasDisk(ctx: QemuContext, diskCid: string): Promise<boolean> {
+export async function hasDisk(ctx: QemuContext, diskCid: DiskCid): Promise<boolean> {
   return isId('disk', diskCid) && (await readDisk(ctx, diskCid)) !== undefined;
 }
 
-export async function deleteDisk(ctx: QemuContext, diskCid: string): Promise<void> {
+export async function deleteDisk(ctx: QemuContext, diskCid: DiskCid): Promise<void> {
   await withDisk(ctx, diskCid, async (record) => {
     const vm = await holder(ctx, record);
     if (vm) throw cloudError(`Disk '${diskCid}' is attached to VM '${vm}'; detach it before deleting it`);
@@ -103,12 +103,12 @@ export async function deleteDisk(ctx: QemuContext, diskCid: string): Promise<voi
   });
 }
 
-export async function setDiskMetadata(ctx: QemuContext, diskCid: string, metadata: Metadata): Promise<void> {
+export async function setDiskMetadata(ctx: QemuContext, diskCid: DiskCid, metadata: Metadata): Promise<void> {
   await withDisk(ctx, diskCid, (record) => saveDisk(ctx, { ...record, metadata }));
 }
 
 /** After the VM's QEMU is gone: its disks are recorded as detached (the caller holds the VM's lock). */
-export async function releaseDisksOf(ctx: QemuContext, vmCid: string): Promise<void> {
+export async function releaseDisksOf(ctx: QemuContext, vmCid: VmCid): Promise<void> {
   for (const cid of await disksAttachedTo(ctx, vmCid)) {
     await ctx.locked(
       ctx.data.disk(cid).dir,
@@ -121,7 +121,7 @@ export async function releaseDisksOf(ctx: QemuContext, vmCid: string): Promise<v
   }
 }
 
-export async function attachDisk(ctx: QemuContext, vmCid: string, diskCid: string): Promise<DiskHint> {
+export async function attachDisk(ctx: QemuContext, vmCid: VmCid, diskCid: DiskCid): Promise<DiskHint> {
   return withVmAndDisk(
     ctx,
     vmCid,
@@ -148,7 +148,7 @@ export async function attachDisk(ctx: QemuContext, vmCid: string, diskCid: strin
   );
 }
 
-export async function detachDisk(ctx: QemuContext, vmCid: string, diskCid: string): Promise<void> {
+export async function detachDisk(ctx: QemuContext, vmCid: VmCid, diskCid: DiskCid): Promise<void> {
   await withVmAndDisk(
     ctx,
     vmCid,
@@ -186,7 +186,7 @@ export async function detachDisk(ctx: QemuContext, vmCid: string, diskCid: strin
 }
 
 /** From QMP query-block while QEMU runs; from the records when it does not (they name what a restart attaches). */
-export async function getDisks(ctx: QemuContext, vmCid: string): Promise<string[]> {
+export async function getDisks(ctx: QemuContext, vmCid: VmCid): Promise<DiskCid[]> {
   if (!(await readVmRecord(ctx, vmCid))) throw vmNotFound(vmCid);
   if (await runningPid(ctx, vmCid))
     return withQmp(ctx.data.vm(vmCid).qmp, (qmp) => attachedDiskCids(ctx.data, qmp));

@@ -1,5 +1,6 @@
+import type { DiskCid } from '../../cpi/types.ts';
 import { cloudError } from '../../rpc/errors.ts';
-import { diskDeviceId, diskNodeName, isId } from './ids.ts';
+import { diskDeviceId, diskNodeName, parseId } from './ids.ts';
 import { type AttachedDisk, persistentBlockdev, persistentDevice } from './machine.ts';
 import type { DataDir } from './paths.ts';
 import { type QmpClient, QmpError } from './qmp.ts';
@@ -13,15 +14,16 @@ interface BlockInfo {
 }
 
 /** The persistent disks QEMU has attached right now (query-block), by CID. */
-export async function attachedDiskCids(data: DataDir, qmp: QmpClient): Promise<string[]> {
+export async function attachedDiskCids(data: DataDir, qmp: QmpClient): Promise<DiskCid[]> {
   const blocks = await qmp.execute<BlockInfo[]>('query-block');
   const prefix = `${data.disks}/`;
-  const cids: string[] = [];
+  const cids: DiskCid[] = [];
   for (const block of blocks) {
     const file = block.inserted?.file;
     if (!file?.startsWith(prefix) || !block.inserted?.['node-name']?.startsWith('pdn-')) continue;
     const [cid, name] = file.slice(prefix.length).split('/');
-    if (cid && name === 'disk.qcow2' && isId('disk', cid)) cids.push(cid);
+    const diskCid = name === 'disk.qcow2' ? parseId('disk', cid ?? '') : undefined;
+    if (diskCid) cids.push(diskCid);
   }
   return cids.sort();
 }

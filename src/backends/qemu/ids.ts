@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { DiskCid, VmCid } from '../../cpi/types.ts';
 import { cloudIds } from '../../util/cloud-ids.ts';
 
 /**
@@ -9,7 +10,7 @@ import { cloudIds } from '../../util/cloud-ids.ts';
 const KINDS = ['vm', 'disk', 'snap', 'stemcell'] as const;
 export type IdKind = (typeof KINDS)[number];
 
-export const { newId, isId } = cloudIds<IdKind>(KINDS);
+export const { newId, isId, parseId } = cloudIds<IdKind>(KINDS);
 
 const hexOf = (cid: string) => cid.slice(cid.indexOf('-') + 1).replaceAll('-', '');
 
@@ -18,8 +19,8 @@ const hexOf = (cid: string) => cid.slice(cid.indexOf('-') + 1).replaceAll('-', '
  * resolver looks for /dev/disk/by-id/*<first 20 characters of the hinted id>, so the serial is
  * exactly 20 characters and is also the hint's id. Derived from the CID: stable across VMs.
  */
-export const diskSerial = (diskCid: string): string => hexOf(diskCid).slice(0, 20);
-export const ephemeralSerial = (vmCid: string): string => `e${hexOf(vmCid).slice(0, 19)}`;
+export const diskSerial = (diskCid: DiskCid): string => hexOf(diskCid).slice(0, 20);
+export const ephemeralSerial = (vmCid: VmCid): string => `e${hexOf(vmCid).slice(0, 19)}`;
 
 /** QEMU names of a hot-pluggable disk (node names are limited to 31 characters). */
 export const diskDeviceId = (serial: string) => `pd-${serial}`;
@@ -31,11 +32,11 @@ const digest = (text: string) => createHash('sha256').update(text).digest();
  * A NIC's MAC: QEMU's locally administered 52:54 prefix and 32 bits of a hash of the VM CID and
  * the network name, so a VM gets the same MACs every time they are computed.
  */
-export function nicMac(vmCid: string, networkName: string): string {
+export function nicMac(vmCid: VmCid, networkName: string): string {
   const hash = digest(`${vmCid}/${networkName}`);
   return ['52', '54', ...[...hash.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
 }
 
 /** A tap device name (IFNAMSIZ: at most 15 characters), derived from the VM CID and NIC index. */
-export const tapName = (vmCid: string, index: number): string =>
+export const tapName = (vmCid: VmCid, index: number): string =>
   `qt${digest(vmCid).toString('hex').slice(0, 10)}n${index}`;

@@ -1,5 +1,6 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { DiskCid, VmCid } from '../../cpi/types.ts';
 import { CommandError, runChecked } from '../../util/command.ts';
 import type { QemuContext } from './context.ts';
 import { diskDeviceId, diskNodeName } from './ids.ts';
@@ -20,7 +21,7 @@ const CONFIG_DRIVE_NODE = 'config-drive-media';
 const LAUNCH_TIMEOUT_MS = 120_000;
 
 export interface AttachedDisk {
-  cid: string;
+  cid: DiskCid;
   serial: string;
   image: string;
 }
@@ -162,7 +163,7 @@ export async function startVm(ctx: QemuContext, vm: VmRecord, disks: AttachedDis
 }
 
 /** The pid of the VM's QEMU when it runs; the command line is checked so a reused pid is not mistaken for it. */
-export async function runningPid(ctx: QemuContext, vmCid: string): Promise<number | undefined> {
+export async function runningPid(ctx: QemuContext, vmCid: VmCid): Promise<number | undefined> {
   let pid: number;
   try {
     pid = Number((await readFile(ctx.data.vm(vmCid).pid, 'utf8')).trim());
@@ -173,7 +174,7 @@ export async function runningPid(ctx: QemuContext, vmCid: string): Promise<numbe
   return (await isQemuOf(pid, vmCid)) ? pid : undefined;
 }
 
-async function isQemuOf(pid: number, vmCid: string): Promise<boolean> {
+async function isQemuOf(pid: number, vmCid: VmCid): Promise<boolean> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
     if (/^\d+ \(.*\) Z/.test(stat)) return false;
@@ -184,7 +185,7 @@ async function isQemuOf(pid: number, vmCid: string): Promise<boolean> {
   }
 }
 
-async function waitForExit(pid: number, vmCid: string, timeoutMs: number): Promise<boolean> {
+async function waitForExit(pid: number, vmCid: VmCid, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (!(await isQemuOf(pid, vmCid))) return true;
@@ -194,7 +195,7 @@ async function waitForExit(pid: number, vmCid: string, timeoutMs: number): Promi
 }
 
 /** Stops the VM's QEMU: QMP quit (QEMU flushes and closes its images), then SIGTERM, then SIGKILL. */
-export async function stopVm(ctx: QemuContext, vmCid: string): Promise<void> {
+export async function stopVm(ctx: QemuContext, vmCid: VmCid): Promise<void> {
   const pid = await runningPid(ctx, vmCid);
   if (pid === undefined) return;
   const graceMs = ctx.props.stop_timeout_seconds * 1000;

@@ -1,5 +1,5 @@
 import { access, readdir } from 'node:fs/promises';
-import type { Networks } from '../../cpi/types.ts';
+import type { Networks, VmCid } from '../../cpi/types.ts';
 import type { Logger } from '../../log/logger.ts';
 import { vmCreationFailed } from '../../rpc/errors.ts';
 import { run, runChecked } from '../../util/command.ts';
@@ -24,7 +24,7 @@ const MAX_NICS = 10;
 
 const isDefaultGateway = (spec: Networks[string]) => spec.default?.includes('gateway') ?? false;
 
-export function planNics(vmCid: string, networks: Networks, props: QemuProperties): Nic[] {
+export function planNics(vmCid: VmCid, networks: Networks, props: QemuProperties): Nic[] {
   const names = Object.keys(networks)
     .filter((name) => networks[name]?.type !== 'vip')
     .sort((a, b) => {
@@ -86,7 +86,7 @@ async function deleteTap(tap: string): Promise<void> {
 }
 
 /** Deletes every tap a VM may have (their names derive from the CID, so no record is needed). */
-export async function deleteTaps(vmCid: string): Promise<void> {
+export async function deleteTaps(vmCid: VmCid): Promise<void> {
   const prefix = tapName(vmCid, 0).slice(0, -1);
   let present: string[];
   try {

@@ -1,11 +1,14 @@
-import type { CloudProperties, Metadata } from '../../cpi/types.ts';
+import type { CloudProperties, DiskCid, Metadata, SnapshotCid, StemcellCid, VmCid } from '../../cpi/types.ts';
 import type { Accel } from './accel.ts';
 import type { Nic } from './network.ts';
 
-/** The JSON records in data_dir (see paths.ts). Written atomically, read back by later calls. */
+/**
+ * The JSON records in data_dir (see paths.ts). Written atomically, read back by later calls; only
+ * this backend writes them, so the IDs in them are as checked as when they were written.
+ */
 
 export interface StemcellRecord {
-  cid: string;
+  cid: StemcellCid;
   source_format: string;
   virtual_size: number;
   cloud_properties: CloudProperties;
@@ -16,9 +19,9 @@ export interface StemcellRecord {
 }
 
 export interface VmRecord {
-  cid: string;
+  cid: VmCid;
   agent_id: string;
-  stemcell_cid: string;
+  stemcell_cid: StemcellCid;
   director_uuid: string;
   created_at: string;
   cpu: number;
@@ -29,7 +32,7 @@ export interface VmRecord {
 }
 
 export interface DiskRecord {
-  cid: string;
+  cid: DiskCid;
   serial: string;
   size_mib: number;
   /** 'ext4': formatted by the CPI on the whole device; null: blank (the agent partitions and formats it). */
@@ -37,13 +40,13 @@ export interface DiskRecord {
   cloud_properties: CloudProperties;
   created_at: string;
   /** The VM that holds it; kept for conflict checks and for cold starts, QMP is the truth for a running VM. */
-  attached_to: string | null;
+  attached_to: VmCid | null;
   metadata: Metadata;
 }
 
 export interface SnapshotRecord {
-  cid: string;
-  disk_cid: string;
+  cid: SnapshotCid;
+  disk_cid: DiskCid;
   size_mib: number;
   created_at: string;
   /** How the copy was taken: a QEMU backup job of the attached disk, or qemu-img on the detached one. */

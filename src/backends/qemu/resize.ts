@@ -1,5 +1,6 @@
 import { open, rename, rm, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { DiskCid } from '../../cpi/types.ts';
 import { cloudError, notSupported } from '../../rpc/errors.ts';
 import { syncDirectory } from '../../util/atomic-file.ts';
 import { runChecked } from '../../util/command.ts';
@@ -30,7 +31,7 @@ async function hasWholeDeviceExt(ctx: QemuContext, image: string, scratch: strin
  * untouched until the new image is renamed over it. A blank or partitioned disk only gets
  * bigger (the agent owns its partitions).
  */
-export async function resizeDisk(ctx: QemuContext, diskCid: string, newSizeMiB: number): Promise<void> {
+export async function resizeDisk(ctx: QemuContext, diskCid: DiskCid, newSizeMiB: number): Promise<void> {
   await withDisk(ctx, diskCid, async (record) => {
     const vm = await holder(ctx, record);
     if (vm) throw cloudError(`Disk '${diskCid}' is attached to VM '${vm}'; detach it before resizing it`);

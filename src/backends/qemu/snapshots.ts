@@ -1,7 +1,7 @@
 import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Metadata } from '../../cpi/types.ts';
+import type { DiskCid, Metadata, SnapshotCid, VmCid } from '../../cpi/types.ts';
 import { cloudError, diskNotFound } from '../../rpc/errors.ts';
 import { syncDirectory, writeJsonAtomic } from '../../util/atomic-file.ts';
 import type { QemuContext } from './context.ts';
@@ -23,7 +23,11 @@ interface JobInfo {
  * a new qcow2, so the copy is consistent as of the moment the job starts (crash-consistent;
  * the guest is not asked to flush). Detached: qemu-img copies it.
  */
-export async function snapshotDisk(ctx: QemuContext, diskCid: string, metadata: Metadata): Promise<string> {
+export async function snapshotDisk(
+  ctx: QemuContext,
+  diskCid: DiskCid,
+  metadata: Metadata,
+): Promise<SnapshotCid> {
   requireDiskId(diskCid);
   const known = await readDisk(ctx, diskCid);
   if (!known) throw diskNotFound(diskCid);
@@ -42,9 +46,9 @@ export async function snapshotDisk(ctx: QemuContext, diskCid: string, metadata: 
 async function snapshotLocked(
   ctx: QemuContext,
   disk: DiskRecord,
-  vmCid: string | undefined,
+  vmCid: VmCid | undefined,
   metadata: Metadata,
-): Promise<string> {
+): Promise<SnapshotCid> {
   const cid = newId('snap');
   const staging = await ctx.data.staging('snapshot');
   const target = join(staging, 'snapshot.qcow2');
@@ -126,7 +130,7 @@ async function backup(qmpPath: string, serial: string, target: string, snapCid: 
   if (job.error) throw cloudError(`The backup job of disk serial ${serial} failed: ${job.error}`);
 }
 
-export async function deleteSnapshot(ctx: QemuContext, snapshotCid: string): Promise<void> {
+export async function deleteSnapshot(ctx: QemuContext, snapshotCid: SnapshotCid): Promise<void> {
   if (!isId('snap', snapshotCid)) return;
   const dir = ctx.data.snapshot(snapshotCid).dir;
   await ctx.locked(

@@ -1,6 +1,6 @@
 import { open, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CloudProperties, Metadata } from '../../cpi/types.ts';
+import type { CloudProperties, Metadata, StemcellCid } from '../../cpi/types.ts';
 import { cloudError } from '../../rpc/errors.ts';
 import { readJsonIfExists, syncDirectory, writeJsonAtomic } from '../../util/atomic-file.ts';
 import { runChecked } from '../../util/command.ts';
@@ -57,7 +57,7 @@ export async function createStemcell(
   imagePath: string,
   cloudProperties: CloudProperties,
   tags: Metadata,
-): Promise<string> {
+): Promise<StemcellCid> {
   await ctx.data.ensure();
   await ctx.data.sweepStaging();
   const cid = newId('stemcell');
@@ -107,13 +107,13 @@ export async function createStemcell(
   }
 }
 
-export async function readStemcell(ctx: QemuContext, cid: string): Promise<StemcellRecord | undefined> {
+export async function readStemcell(ctx: QemuContext, cid: StemcellCid): Promise<StemcellRecord | undefined> {
   if (!isId('stemcell', cid)) return undefined;
   const record = await readJsonIfExists<StemcellRecord>(ctx.data.stemcell(cid).record);
   return record?.deleted ? undefined : record;
 }
 
-async function vmsUsing(ctx: QemuContext, stemcellCid: string): Promise<string[]> {
+async function vmsUsing(ctx: QemuContext, stemcellCid: StemcellCid): Promise<string[]> {
   const users: string[] = [];
   let names: string[];
   try {
@@ -133,7 +133,7 @@ async function vmsUsing(ctx: QemuContext, stemcellCid: string): Promise<string[]
 }
 
 /** Quiet when the stemcell is absent (the Director does not know StemcellNotFound). */
-export async function deleteStemcell(ctx: QemuContext, cid: string): Promise<void> {
+export async function deleteStemcell(ctx: QemuContext, cid: StemcellCid): Promise<void> {
   if (!isId('stemcell', cid)) return;
   const paths = ctx.data.stemcell(cid);
   await ctx.locked(
@@ -156,7 +156,7 @@ export async function deleteStemcell(ctx: QemuContext, cid: string): Promise<voi
 }
 
 /** Removes a stemcell that delete_stemcell marked deleted once no VM uses it any more. */
-export async function collectStemcell(ctx: QemuContext, cid: string): Promise<void> {
+export async function collectStemcell(ctx: QemuContext, cid: StemcellCid): Promise<void> {
   if (!isId('stemcell', cid)) return;
   const paths = ctx.data.stemcell(cid);
   await ctx.locked(

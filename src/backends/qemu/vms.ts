@@ -1,7 +1,7 @@
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { buildAgentSettings } from '../../agent/settings.ts';
 import { parseVmSizing } from '../../cpi/cloud-properties.ts';
-import type { CloudProperties, CreatedVm, CreateVmInput, Metadata } from '../../cpi/types.ts';
+import type { CloudProperties, CreatedVm, CreateVmInput, Metadata, VmCid } from '../../cpi/types.ts';
 import { CpiFailure, ErrorType, vmCreationFailed, vmNotFound } from '../../rpc/errors.ts';
 import { readJsonIfExists, writeJsonAtomic } from '../../util/atomic-file.ts';
 import { CommandError } from '../../util/command.ts';
@@ -11,7 +11,7 @@ import { writeSettings } from './agent-env.ts';
 import type { QemuContext } from './context.ts';
 import { attachedDisk, disksAttachedTo } from './disk-store.ts';
 import { releaseDisksOf } from './disks.ts';
-import { ephemeralSerial, isId, newId } from './ids.ts';
+import { ephemeralSerial, isId, newId, parseId } from './ids.ts';
 import { type AttachedDisk, LaunchError, runningPid, startVm, stopVm } from './machine.ts';
 import { createTaps, deleteTaps, planNics } from './network.ts';
 import { exists } from './paths.ts';
@@ -38,12 +38,12 @@ function vmShape(ctx: QemuContext, props: CloudProperties): VmShape {
   };
 }
 
-export async function readVm(ctx: QemuContext, vmCid: string): Promise<VmRecord | undefined> {
+export async function readVm(ctx: QemuContext, vmCid: VmCid): Promise<VmRecord | undefined> {
   if (!isId('vm', vmCid)) return undefined;
   return readJsonIfExists<VmRecord>(ctx.data.vm(vmCid).record);
 }
 
-export async function hasVm(ctx: QemuContext, vmCid: string): Promise<boolean> {
+export async function hasVm(ctx: QemuContext, vmCid: VmCid): Promise<boolean> {
   return (await readVm(ctx, vmCid)) !== undefined;
 }
 
@@ -94,7 +94,7 @@ export async function createVm(ctx: QemuContext, input: CreateVmInput): Promise<
 async function prepareAndStart(
   ctx: QemuContext,
   input: CreateVmInput,
-  vmCid: string,
+  vmCid: VmCid,
   shape: VmShape,
   nics: ReturnType<typeof planNics>,
 ): Promise<void> {
@@ -165,7 +165,7 @@ async function prepareAndStart(
 }
 
 /** Removes whatever a failed or abandoned create_vm left: the process, the taps, the directory. */
-async function discardVm(ctx: QemuContext, vmCid: string, cause: unknown): Promise<void> {
+async function discardVm(ctx: QemuContext, vmCid: VmCid, cause: unknown): Promise<void> {
   ctx.logger.warn(
     `Creating VM ${vmCid} failed (${cause instanceof Error ? cause.message : String(cause)}); removing what was created`,
   );
@@ -183,7 +183,7 @@ async function discardVm(ctx: QemuContext, vmCid: string, cause: unknown): Promi
  * taps and the VM's directory. A VM that was never completed is cleaned the same way and then
  * reported as not found.
  */
-export async function deleteVm(ctx: QemuContext, vmCid: string): Promise<void> {
+export async function deleteVm(ctx: QemuContext, vmCid: VmCid): Promise<void> {
   if (!isId('vm', vmCid)) throw vmNotFound(vmCid);
   const p = ctx.data.vm(vmCid);
   const existed = await ctx.locked(
@@ -208,7 +208,7 @@ export async function deleteVm(ctx: QemuContext, vmCid: string): Promise<void> {
   if (!existed) throw vmNotFound(vmCid);
 }
 
-async function attachedForColdStart(ctx: QemuContext, vmCid: string): Promise<AttachedDisk[]> {
+async function attachedForColdStart(ctx: QemuContext, vmCid: VmCid): Promise<AttachedDisk[]> {
   return (await disksAttachedTo(ctx, vmCid)).map((cid) => attachedDisk(ctx, cid));
 }
 
@@ -217,7 +217,7 @@ async function attachedForColdStart(ctx: QemuContext, vmCid: string): Promise<At
  * (the host rebooted, the guest powered off) is started again with the disks recorded as
  * attached to it.
  */
-export async function rebootVm(ctx: QemuContext, vmCid: string): Promise<void> {
+export async function rebootVm(ctx: QemuContext, vmCid: VmCid): Promise<void> {
   if (!isId('vm', vmCid)) throw vmNotFound(vmCid);
   const p = ctx.data.vm(vmCid);
   await ctx.locked(
@@ -246,7 +246,7 @@ export async function rebootVm(ctx: QemuContext, vmCid: string): Promise<void> {
 }
 
 /** Stored in the VM's metadata.json (an operator can read it there). */
-export async function setVmMetadata(ctx: QemuContext, vmCid: string, metadata: Metadata): Promise<void> {
+export async function setVmMetadata(ctx: QemuContext, vmCid: VmCid, metadata: Metadata): Promise<void> {
   if (!isId('vm', vmCid)) throw vmNotFound(vmCid);
   const p = ctx.data.vm(vmCid);
   await ctx.locked(
@@ -276,8 +276,9 @@ export async function sweepAbandonedVms(ctx: QemuContext): Promise<void> {
     return;
   }
   for (const name of names) {
-    if (!isId('vm', name)) continue;
-    const p = ctx.data.vm(name);
+    const vmCid = parseId('vm', name);
+    if (!vmCid) continue;
+    const p = ctx.data.vm(vmCid);
     if (await exists(p.record)) continue;
     const age = await stat(p.dir).then(
       (st) => Date.now() - st.mtimeMs,
@@ -286,7 +287,7 @@ export async function sweepAbandonedVms(ctx: QemuContext): Promise<void> {
     if (age < ABANDONED_AFTER_MS) continue;
     await ctx.lockedIfFree(p.dir, async () => {
       if (!(await exists(p.record)))
-        await discardVm(ctx, name, new Error('abandoned by a CPI process that died'));
+        await discardVm(ctx, vmCid, new Error('abandoned by a CPI process that died'));
     });
   }
 }

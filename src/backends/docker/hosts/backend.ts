@@ -1,13 +1,18 @@
-import type { Backend } from '../../../cpi/backend.ts';
+import type { Backend, Capabilities } from '../../../cpi/backend.ts';
 import { calculateVmCloudProperties } from '../../../cpi/cloud-properties.ts';
 import type {
   CloudProperties,
+  CreatedNetwork,
   CreatedVm,
   CreateVmInput,
+  DiskCid,
   DiskHint,
   NetworkDefinition,
+  NetworkId,
+  VmCid,
 } from '../../../cpi/types.ts';
 import { CpiFailure, cloudError, ErrorType, notImplemented, vmCreationFailed } from '../../../rpc/errors.ts';
+import { type Cid, optionalCid } from '../../../util/cloud-ids.ts';
 import { type IdKind, newId } from '../ids.ts';
 import * as managedNetworks from '../managed-networks.ts';
 import { leastLoaded, placeVm } from './placement.ts';
@@ -16,12 +21,12 @@ import * as stemcells from './stemcells.ts';
 
 const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
-function requireMethod<F>(method: F | undefined): F {
-  if (!method) throw notImplemented('The Docker backend does not implement this method');
-  return method;
+/** A capability every single-host Docker backend has (see ../index.ts). */
+function hostCapability<K extends keyof Capabilities>(b: Backend, name: K): NonNullable<Capabilities[K]> {
+  const found = b.capabilities[name];
+  if (!found) throw notImplemented(`The Docker backend has no ${name}`);
+  return found;
 }
-
-type NetworkResult = Awaited<ReturnType<typeof managedNetworks.createNetwork>>;
 
 /**
  * The Docker backend over several engines. Every call goes straight to the host its cloud IDs
@@ -29,20 +34,21 @@ type NetworkResult = Awaited<ReturnType<typeof managedNetworks.createNetwork>>;
  * and Director-managed networks exist on every host under one ID. Each host's work is done by
  * the single-host backend in the IDs that host knows.
  */
-export function hostsBackend(pool: HostPool): Backend {
+export function hostsBackend(pool: HostPool, failure: (error: unknown) => CpiFailure): Backend {
   const log = pool.logger;
 
   /** Runs `step` on the host a cloud ID names, with the host-local ID. */
-  const onId = async <T>(
-    kind: IdKind,
-    cid: string,
-    step: (b: Backend, local: string, at: Located) => Promise<T>,
+  const onId = async <K extends IdKind, T>(
+    kind: K,
+    cid: Cid<K>,
+    step: (b: Backend, local: Cid<K>, at: Located<K>) => Promise<T>,
   ): Promise<T> => {
     const at = pool.locate(kind, cid);
     return pool.on(at.host, (h) => step(h.backend, at.local, at), [[at.local, cid]]);
   };
 
-  const mismatch = (vm: Located, disk: Located) => vm.valid && disk.valid && vm.host !== disk.host;
+  const mismatch = (vm: Located<'vm'>, disk: Located<'disk'>) =>
+    vm.valid && disk.valid && vm.host !== disk.host;
 
   async function createVm(input: CreateVmInput): Promise<CreatedVm> {
     try {
@@ -73,10 +79,10 @@ export function hostsBackend(pool: HostPool): Backend {
     }
   }
 
-  async function createDisk(sizeMiB: number, props: CloudProperties, vmCid: string | null): Promise<string> {
+  async function createDisk(sizeMiB: number, props: CloudProperties, vmCid: VmCid | null): Promise<DiskCid> {
     const vm = vmCid ? pool.locate('vm', vmCid) : undefined;
-    const snapshot =
-      typeof props.snapshot_cid === 'string' ? pool.locate('snap', props.snapshot_cid) : undefined;
+    const snapshotCid = optionalCid('snap', props.snapshot_cid);
+    const snapshot = snapshotCid ? pool.locate('snap', snapshotCid) : undefined;
     if (vm?.valid && snapshot?.valid && vm.host !== snapshot.host)
       throw cloudError(
         `Snapshot '${props.snapshot_cid}' is on Docker host '${snapshot.host.name}' but VM '${vmCid}' is on '${vm.host.name}': ` +
@@ -105,7 +111,7 @@ export function hostsBackend(pool: HostPool): Backend {
   }
 
   /** Disks never move between hosts: attaching one to a VM on another host is refused, naming both. */
-  async function attachDisk(vmCid: string, diskCid: string): Promise<DiskHint> {
+  async function attachDisk(vmCid: VmCid, diskCid: DiskCid): Promise<DiskHint> {
     const vm = pool.locate('vm', vmCid);
     const disk = pool.locate('disk', diskCid);
     if (mismatch(vm, disk))
@@ -120,7 +126,7 @@ export function hostsBackend(pool: HostPool): Backend {
     ]);
   }
 
-  async function detachDisk(vmCid: string, diskCid: string): Promise<void> {
+  async function detachDisk(vmCid: VmCid, diskCid: DiskCid): Promise<void> {
     const vm = pool.locate('vm', vmCid);
     const disk = pool.locate('disk', diskCid);
     if (mismatch(vm, disk))
@@ -135,8 +141,9 @@ export function hostsBackend(pool: HostPool): Backend {
   }
 
   /** Director-managed networks exist on every host under one ID (all or none). */
-  async function createNetwork(definition: NetworkDefinition): Promise<NetworkResult> {
-    const create = (h: DockerHost, id?: string) => managedNetworks.createNetwork(h.context, definition, id);
+  async function createNetwork(definition: NetworkDefinition): Promise<CreatedNetwork> {
+    const create = (h: DockerHost, id?: NetworkId) =>
+      managedNetworks.createNetwork(h.context, definition, id);
     if (pool.hosts.length === 1) return pool.on(pool.first, (h) => create(h));
     const id = newId('net');
     const outcomes = await Promise.allSettled(pool.hosts.map((host) => pool.on(host, (h) => create(h, id))));
@@ -152,10 +159,10 @@ export function hostsBackend(pool: HostPool): Backend {
         failed.some((f) => f.reason instanceof CpiFailure && f.reason.okToRetry),
       );
     }
-    return (outcomes[0] as PromiseFulfilledResult<NetworkResult>).value;
+    return (outcomes[0] as PromiseFulfilledResult<CreatedNetwork>).value;
   }
 
-  async function deleteNetwork(id: string): Promise<void> {
+  async function deleteNetwork(id: NetworkId): Promise<void> {
     const remove = (host: DockerHost) => pool.on(host, (h) => managedNetworks.deleteNetwork(h.context, id));
     if (pool.hosts.length === 1) return remove(pool.first);
     const outcomes = await Promise.allSettled(pool.hosts.map(remove));
@@ -186,18 +193,25 @@ export function hostsBackend(pool: HostPool): Backend {
     getDisks: (vmCid) =>
       onId('vm', vmCid, async (b, local, at) => (await b.getDisks(local)).map((d) => pool.cid(at.host, d))),
     resizeDisk: (cid, size) => onId('disk', cid, (b, local) => b.resizeDisk(local, size)),
-    updateDisk: (cid, size, props) =>
-      onId('disk', cid, async (b, local, at) => {
-        const updated = b.updateDisk ? await b.updateDisk(local, size, props) : null;
-        return updated === null ? null : pool.cid(at.host, updated);
-      }),
-    snapshotDisk: (cid, metadata) =>
-      onId('disk', cid, async (b, local, at) =>
-        pool.cid(at.host, await requireMethod(b.snapshotDisk)(local, metadata)),
-      ),
-    deleteSnapshot: (cid) => onId('snap', cid, (b, local) => requireMethod(b.deleteSnapshot)(local)),
-    createNetwork,
-    deleteNetwork,
+    capabilities: {
+      diskUpdater: {
+        updateDisk: (cid, size, props) =>
+          onId('disk', cid, async (b, local, at) => {
+            const updated = await hostCapability(b, 'diskUpdater').updateDisk(local, size, props);
+            return updated === null ? null : pool.cid(at.host, updated);
+          }),
+      },
+      snapshots: {
+        snapshotDisk: (cid, metadata) =>
+          onId('disk', cid, async (b, local, at) =>
+            pool.cid(at.host, await hostCapability(b, 'snapshots').snapshotDisk(local, metadata)),
+          ),
+        deleteSnapshot: (cid) =>
+          onId('snap', cid, (b, local) => hostCapability(b, 'snapshots').deleteSnapshot(local)),
+      },
+      managedNetworks: { createNetwork, deleteNetwork },
+    },
+    failure,
     close: () => pool.close(),
   };
 }

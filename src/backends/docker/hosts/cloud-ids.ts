@@ -1,5 +1,6 @@
+import { type Cid, qualifiedCid } from '../../../util/cloud-ids.ts';
 import { HOST_NAME } from '../config.ts';
-import { type IdKind, isId } from '../ids.ts';
+import { type IdKind, parseId } from '../ids.ts';
 
 /**
  * With several Docker hosts every cloud ID names its host: `<id>@<host>`, e.g.
@@ -12,21 +13,22 @@ import { type IdKind, isId } from '../ids.ts';
  */
 export const HOST_SEPARATOR = '@';
 
-export interface SplitId {
+export interface SplitId<K extends IdKind> {
   /** The ID as the host knows it. */
-  local: string;
+  local: Cid<K>;
   /** The host's name; undefined for an ID in the single-host format. */
   host: string | undefined;
 }
 
 /** Splits a cloud ID; undefined when it is not a well-formed ID of this kind. */
-export function splitId(kind: IdKind, cid: string): SplitId | undefined {
+export function splitId<K extends IdKind>(kind: K, cid: Cid<K>): SplitId<K> | undefined {
   const at = cid.indexOf(HOST_SEPARATOR);
-  const local = at < 0 ? cid : cid.slice(0, at);
+  const local = parseId(kind, at < 0 ? cid : cid.slice(0, at));
   const host = at < 0 ? undefined : cid.slice(at + 1);
-  if (!isId(kind, local)) return undefined;
+  if (!local) return undefined;
   if (host !== undefined && !HOST_NAME.test(host)) return undefined;
   return { local, host };
 }
 
-export const joinId = (local: string, host: string): string => `${local}${HOST_SEPARATOR}${host}`;
+export const joinId = <K extends IdKind>(local: Cid<K>, host: string): Cid<K> =>
+  qualifiedCid(local, HOST_SEPARATOR, host);

@@ -2,6 +2,7 @@ import type { Backend } from '../../../cpi/backend.ts';
 import { Logger } from '../../../log/logger.ts';
 import { Redactor } from '../../../log/redact.ts';
 import { CpiFailure, cloudError, ErrorType } from '../../../rpc/errors.ts';
+import type { Cid } from '../../../util/cloud-ids.ts';
 import type { DockerProperties, TlsMaterial } from '../config.ts';
 import type { DockerContext } from '../context.ts';
 import { DockerApiError } from '../engine/client.ts';
@@ -136,9 +137,9 @@ const KIND_NAMES: Record<IdKind, string> = {
 };
 
 /** Where a cloud ID lives. `valid` is false for a malformed ID, which is handed to the first host unchanged. */
-export interface Located {
+export interface Located<K extends IdKind> {
   host: DockerHost;
-  local: string;
+  local: Cid<K>;
   valid: boolean;
 }
 
@@ -174,7 +175,7 @@ export class HostPool {
   }
 
   /** The host a cloud ID names; an ID naming a host the config does not list is an error. */
-  locate(kind: IdKind, cid: string): Located {
+  locate<K extends IdKind>(kind: K, cid: Cid<K>): Located<K> {
     const split = splitId(kind, cid);
     if (!split) return { host: this.first, local: cid, valid: false };
     if (split.host === undefined) return { host: this.first, local: split.local, valid: true };
@@ -187,7 +188,7 @@ export class HostPool {
   }
 
   /** The cloud ID of something a host created. */
-  cid(host: DockerHost, local: string): string {
+  cid<K extends IdKind>(host: DockerHost, local: Cid<K>): Cid<K> {
     return this.qualifiedIds ? joinId(local, host.name) : local;
   }
 

@@ -1,5 +1,5 @@
 import { Transform } from 'node:stream';
-import type { CloudProperties, Metadata } from '../../../cpi/types.ts';
+import type { CloudProperties, Metadata, StemcellCid } from '../../../cpi/types.ts';
 import { CpiFailure, cloudError, vmCreationFailed } from '../../../rpc/errors.ts';
 import { apiError } from '../engine/client.ts';
 import { postWithProgress } from '../engine/progress.ts';
@@ -24,7 +24,7 @@ export async function createStemcell(
   imagePath: string,
   props: CloudProperties,
   tags: Metadata,
-): Promise<string> {
+): Promise<StemcellCid> {
   const cid = newId('stemcell');
   if (pool.hosts.length === 1)
     return pool.on(pool.first, (h) => stemcells.createStemcell(h.context, imagePath, props, tags, cid));
@@ -58,7 +58,7 @@ export async function createStemcell(
  * Removes the stemcell from every host. A host that cannot be reached fails the call (after the
  * others were cleaned), so the Director retries and no host keeps an orphaned image.
  */
-export async function deleteStemcell(pool: HostPool, cid: string): Promise<void> {
+export async function deleteStemcell(pool: HostPool, cid: StemcellCid): Promise<void> {
   const outcomes = await Promise.allSettled(
     pool.hosts.map((host) => pool.on(host, (h) => stemcells.deleteStemcell(h.context, cid))),
   );
@@ -79,7 +79,7 @@ export async function deleteStemcell(pool: HostPool, cid: string): Promise<void>
  * another engine that has it: GET /images/{name}/get there, POST /images/load here. The CPI keeps
  * no copy of its own; the engines are the store, and `docker load` checks every layer's digest.
  */
-export async function ensureStemcell(pool: HostPool, target: DockerHost, cid: string): Promise<void> {
+export async function ensureStemcell(pool: HostPool, target: DockerHost, cid: StemcellCid): Promise<void> {
   if (pool.hosts.length === 1) return;
   const ref = stemcellImageRef(cid);
   if (await target.context.images.inspect(ref)) return;
