@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { before, describe, test } from 'node:test';
@@ -131,6 +131,17 @@ describe('bin/cpi', () => {
       assert.equal(run.response.error?.type, 'Bosh::Clouds::CpiError');
       assert.match(run.response.error?.message ?? '', field);
     }
+  });
+
+  test('a config file that does not parse: the error quotes nothing of it (a password may be next to the mistake)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cpi-bad-config-'));
+    const path = join(dir, 'cpi.json');
+    writeFileSync(path, '{"cloud": {"properties": {"agent": {"mbus": natsPassword1234567}}}}');
+    const run = await runCpi(path, request('info', []));
+    assertOneResponseLine(run);
+    assert.equal(run.response.error?.type, 'Bosh::Clouds::CpiError');
+    assert.match(run.response.error?.message ?? '', /is not valid JSON/);
+    assert.doesNotMatch(run.stdout + run.stderr, /natsPassword|assword1234/);
   });
 
   test('a missing config file is a CpiError response, exit 0', async () => {
