@@ -42,32 +42,62 @@ export interface CallOptions {
 
 const DEFAULT_TIMEOUT_MS = 120_000;
 
-/** A typed client of the Engine API endpoints the CPI uses, versioned by negotiation. */
+/** The engine refuses a request for its API version being below its minimum (HTTP 400). */
+const VERSION_TOO_OLD = /client version [\d.]+ is too old/i;
+
+/**
+ * A typed client of the Engine API endpoints the CPI uses. Without a pinned version it speaks
+ * MIN_API_VERSION right away, with no /_ping first (a round trip on every CPI call): every engine
+ * from Docker 20.10 on accepts it. An engine that has dropped that version refuses the first
+ * request; the version is then negotiated (/_ping) and that request sent again. Streamed bodies
+ * cannot be sent twice, so they wait for a version the engine has accepted.
+ */
 export class DockerClient {
   readonly transport: Transport;
-  private version: Promise<string> | undefined;
+  /** A version the engine accepted (or the pinned one); undefined until then. */
+  private confirmed: string | undefined;
+  private negotiation: Promise<string> | undefined;
 
   constructor(
     readonly endpoint: string,
     tls?: TlsMaterial,
-    private readonly pinnedVersion?: string,
+    pinnedVersion?: string,
   ) {
     this.transport = new Transport(endpoint, tls);
+    this.confirmed = pinnedVersion;
   }
 
-  apiVersion(): Promise<string> {
-    if (this.pinnedVersion) return Promise.resolve(this.pinnedVersion);
-    this.version ??= this.transport
+  /** Asks the engine (/_ping) for the version to speak, once per process. */
+  negotiate(): Promise<string> {
+    this.negotiation ??= this.transport
       .request({ method: 'GET', path: '/_ping', timeoutMs: 30_000 })
-      .then((res) => negotiateVersion(String(res.headers['api-version'] ?? '')));
-    return this.version;
+      .then((res) => {
+        this.confirmed = negotiateVersion(String(res.headers['api-version'] ?? ''));
+        return this.confirmed;
+      });
+    return this.negotiation;
   }
 
-  async path(path: string, query?: Query): Promise<string> {
+  /** The version for a request that can be sent again: a confirmed one, else the optimistic minimum. */
+  private versionToTry(): string {
+    return this.confirmed ?? MIN_API_VERSION;
+  }
+
+  /** A confirmed version (negotiated when none is yet): for requests that cannot be repeated. */
+  async apiVersion(): Promise<string> {
+    return this.confirmed ?? this.negotiate();
+  }
+
+  private static versioned(version: string, path: string, query?: Query): string {
     const params = new URLSearchParams();
     for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) params.set(k, String(v));
     const qs = params.toString();
-    return `/v${await this.apiVersion()}${path}${qs ? `?${qs}` : ''}`;
+    return `/v${version}${path}${qs ? `?${qs}` : ''}`;
+  }
+
+  /** The versioned path of a request whose body is streamed (sent once, so with a confirmed version). */
+  async path(path: string, query?: Query): Promise<string> {
+    return DockerClient.versioned(await this.apiVersion(), path, query);
   }
 
   /** Sends one request; statuses >= 400 that are not accepted become DockerApiError naming `what`. */
@@ -79,13 +109,20 @@ export class DockerClient {
       headers['content-type'] = 'application/json';
     }
     if (opts.contentType) headers['content-type'] = opts.contentType;
-    const res = await this.transport.request({
-      method,
-      path: await this.path(path, opts.query),
-      headers,
-      body,
-      timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-    });
+    const repeatable = body === undefined || Buffer.isBuffer(body);
+    const send = (version: string) =>
+      this.transport.request({
+        method,
+        path: DockerClient.versioned(version, path, opts.query),
+        headers,
+        body,
+        timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      });
+    const tried = repeatable ? this.versionToTry() : await this.apiVersion();
+    let res = await send(tried);
+    if (res.status === 400 && this.confirmed === undefined && VERSION_TOO_OLD.test(res.body.toString('utf8')))
+      res = await send(await this.negotiate());
+    else this.confirmed ??= tried;
     if (res.status >= 400 && !(opts.accept ?? []).includes(res.status))
       throw apiError(res.status, res.body, what);
     return res;
