@@ -5,6 +5,7 @@
  *   npm run bench -- --quick       CI-sized run
  *   npm run bench -- --only=startup,methods,parallel,deployment,profile
  *   npm run bench -- --padding-mib=300 --reps=15
+ *   npm run bench -- --peer "<another CPI command>" --peer-config <file>   (bench/peer.ts)
  *
  * Prints tables on stdout and writes the same numbers to bench/results/<timestamp>.json.
  * It measures; it never fails on a time. Everything it creates (containers, volumes, networks
@@ -17,6 +18,7 @@ import { Bench, type Options } from './lib/context.ts';
 import { REPO } from './lib/cpi.ts';
 import { machine } from './lib/host.ts';
 import { fmt, ratio, table } from './lib/stats.ts';
+import { peerMain } from './peer.ts';
 import { type DeploymentResult, deployment } from './sections/deployment.ts';
 import { diskMethods, type MethodRow, stemcellMethods, vmMethods } from './sections/methods.ts';
 import { type ParallelRow, parallel } from './sections/parallel.ts';
@@ -57,7 +59,9 @@ interface Target {
 }
 
 async function main(): Promise<void> {
-  const opts = parseOptions(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  if (argv.some((a) => a === '--peer' || a.startsWith('--peer='))) return peerMain(argv);
+  const opts = parseOptions(argv);
   const wants = (section: string) => !opts.only || opts.only.has(section);
   const bench = new Bench(opts);
   bench.cpi.retries = 1;

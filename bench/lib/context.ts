@@ -17,6 +17,10 @@ export interface Options {
   stemcellReps: number;
   parallelReps: number;
   parallelN: number[];
+  /** The engine to run on (unix:///path); /var/run/docker.sock unless given. */
+  dockerHost?: string;
+  /** Pins docker.api_version in the CPI's config (as a peer's config may). */
+  apiVersion?: string;
 }
 
 interface NetworkChoice {
@@ -33,7 +37,7 @@ export class Bench {
   readonly tmp = mkdtempSync(join(tmpdir(), 'bosh-bench-'));
   readonly configPath = join(this.tmp, 'cpi.json');
   readonly cpi: CpiRunner;
-  readonly engine = new RawEngine();
+  readonly engine: RawEngine;
   readonly host = new Host();
   /** Pre-made network (not CPI-managed) for per-method and parallel VMs. */
   network!: NetworkChoice;
@@ -44,13 +48,21 @@ export class Bench {
   private nextHost = 10;
 
   constructor(readonly opts: Options) {
+    const host = opts.dockerHost ?? 'unix:///var/run/docker.sock';
+    if (!host.startsWith('unix://'))
+      throw new Error(`the benchmark needs a local engine (unix://…), not ${host}`);
+    this.engine = new RawEngine(host.slice('unix://'.length));
     writeFileSync(
       this.configPath,
       JSON.stringify({
         cloud: {
           plugin: 'docker',
           properties: {
-            docker: { data_dir: this.dataDir },
+            docker: {
+              host,
+              data_dir: this.dataDir,
+              ...(opts.apiVersion ? { api_version: opts.apiVersion } : {}),
+            },
             agent: { mbus: 'nats://nats:nats@127.0.0.1:4222', ntp: [] },
           },
         },

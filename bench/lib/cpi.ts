@@ -34,6 +34,10 @@ export class CpiRunner {
    */
   retries = 0;
   readonly failures: Array<{ method: string; error: string }> = [];
+  /** The arguments `bin` is run with: the config path unless set (another CPI's own form). */
+  argv: string[];
+  /** Extra environment of every call. */
+  extraEnv: NodeJS.ProcessEnv = {};
 
   constructor(
     readonly configPath: string,
@@ -41,7 +45,9 @@ export class CpiRunner {
     /** The wrapper to run: this checkout's bin/cpi unless comparing against another build. */
     readonly bin = CPI_BIN,
     readonly apiVersion = 2,
-  ) {}
+  ) {
+    this.argv = [configPath];
+  }
 
   request(method: string, args: unknown[]): string {
     return JSON.stringify({
@@ -53,9 +59,12 @@ export class CpiRunner {
   }
 
   private env(method: string): NodeJS.ProcessEnv {
-    if (!this.traceFile) return process.env;
+    if (!this.traceFile) return { ...process.env, ...this.extraEnv };
     return {
       ...process.env,
+      ...this.extraEnv,
+      // The trace hooks node:http: the traced call runs the same bundle on Node, not the compiled CPI.
+      BOSH_CPI_NODE: process.execPath,
       NODE_OPTIONS: `--require ${join(REPO, 'bench/trace-requests.cjs')}`,
       BENCH_TRACE_FILE: this.traceFile,
       BENCH_TRACE_TAG: method,
@@ -93,7 +102,7 @@ export class CpiRunner {
   private callSyncOnce<T>(method: string, args: unknown[]): CpiResult<T> {
     const input = this.request(method, args);
     const started = performance.now();
-    const child = spawnSync(this.bin, [this.configPath], {
+    const child = spawnSync(this.bin, this.argv, {
       input,
       env: this.env(method),
       maxBuffer: 64 << 20,
@@ -106,7 +115,7 @@ export class CpiRunner {
     const input = this.request(method, args);
     return new Promise((resolve, reject) => {
       const started = performance.now();
-      const child = spawn(this.bin, [this.configPath], {
+      const child = spawn(this.bin, this.argv, {
         env: this.env(method),
         stdio: ['pipe', 'pipe', 'pipe'],
       });
