@@ -1,5 +1,5 @@
 import type { BackendDescriptor } from '../cpi/backend.ts';
-import { parseDockerProperties } from './docker/config.ts';
+import { DOCKER_CONTEXT_OVERRIDABLE, parseDockerProperties } from './docker/config.ts';
 import { parseQemuProperties } from './qemu/config.ts';
 
 /**
@@ -10,6 +10,7 @@ export const BACKENDS: Record<string, BackendDescriptor> = {
   docker: {
     stemcellFormats: ['warden-tar', 'general-tar', 'docker-light', 'warden-light'],
     checkProperties: parseDockerProperties,
+    contextOverridable: DOCKER_CONTEXT_OVERRIDABLE,
     load: () => import('./docker/index.ts'),
   },
   qemu: {

@@ -62,18 +62,78 @@ export function deepMerge(
   return out;
 }
 
-/** The cpi-config properties the Director merged into the request context. */
-export function contextOverrides(context: CpiContext): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(context)) if (!RESERVED_CONTEXT_KEYS.has(k)) out[k] = v;
-  return out;
+/**
+ * What a cpi-config may override: the endpoints and credentials that differ between the CPIs of a
+ * multi-CPI Director. Everything else (binaries, images, data_dir, start commands, privilege,
+ * allowlists) comes from the operator's file only: whoever can upload a cpi-config must not get
+ * to run e.g. another qemu.qemu_binary. `true` allows a whole subtree; `items` describes each
+ * element of a list. Each backend names the keys of its own section (BackendDescriptor).
+ */
+export type Overridable = true | { readonly [key: string]: Overridable } | { readonly items: Overridable };
+
+const AGENT_OVERRIDABLE: Overridable = { mbus: true, ntp: true, blobstore: true };
+
+function checkOverridable(value: unknown, allowed: Overridable, path: string, root: Overridable): void {
+  if (allowed === true) return;
+  if ('items' in allowed) {
+    if (!Array.isArray(value)) throw cpiError(`Invalid request context: ${path} must be a list`);
+    value.forEach((item, i) => checkOverridable(item, allowed.items as Overridable, `${path}[${i}]`, root));
+    return;
+  }
+  if (!isObject(value)) throw cpiError(`Invalid request context: ${path} must be an object`);
+  for (const [k, v] of Object.entries(value)) {
+    const rule = Object.hasOwn(allowed, k) ? (allowed as Record<string, Overridable>)[k] : undefined;
+    if (rule === undefined)
+      throw cpiError(
+        `The request context may not override ${firstLeaf(v, `${path}.${k}`)}: a cpi-config may set only endpoints and credentials (${overridableKeys(root).join(', ') || 'none'}); set it in the CPI's own config file`,
+      );
+    checkOverridable(v, rule, `${path}.${k}`, root);
+  }
 }
 
-/** Validates the file's shape and the agent section; the backend validates its own section. */
-export function parseConfig(raw: unknown, context: CpiContext): CpiConfig {
+/** `qemu.qemu_binary` rather than `qemu`, so the message names the key the cpi-config set. */
+function firstLeaf(value: unknown, path: string): string {
+  const [first] = isObject(value) ? Object.entries(value) : [];
+  return first ? firstLeaf(first[1], `${path}.${first[0]}`) : path;
+}
+
+function overridableKeys(node: Overridable, prefix = ''): string[] {
+  if (node === true) return [prefix];
+  if ('items' in node) return overridableKeys(node.items as Overridable, `${prefix}[]`);
+  return Object.entries(node).flatMap(([k, v]) => overridableKeys(v, prefix ? `${prefix}.${k}` : k));
+}
+
+/**
+ * The cpi-config properties the Director merged into the request context. Only the agent's
+ * endpoints and the keys `backendOverridable` names in the plugin's section may be there.
+ */
+export function contextOverrides(
+  context: CpiContext,
+  plugin = '',
+  backendOverridable: Overridable = {},
+): Record<string, unknown> {
+  const entries = Object.entries(context).filter(([k]) => !RESERVED_CONTEXT_KEYS.has(k));
+  const root: Overridable = plugin
+    ? { agent: AGENT_OVERRIDABLE, [plugin]: backendOverridable }
+    : { agent: AGENT_OVERRIDABLE };
+  checkOverridable(Object.fromEntries(entries), root, 'cloud.properties', root);
+  return Object.fromEntries(entries);
+}
+
+/**
+ * Validates the file's shape and the agent section; the backend validates its own section.
+ * `overridableOf` says which keys of a plugin's section a request context may override.
+ */
+export function parseConfig(
+  raw: unknown,
+  context: CpiContext,
+  overridableOf: (plugin: string) => Overridable | undefined = () => undefined,
+): CpiConfig {
   try {
     const file = fileCheck(raw, 'config');
-    const properties = deepMerge(file.cloud.properties, contextOverrides(context));
+    const plugin = file.cloud.plugin;
+    const overrides = contextOverrides(context, plugin, overridableOf(plugin));
+    const properties = deepMerge(file.cloud.properties, overrides);
     const agent = agentCheck(properties.agent, 'config.cloud.properties.agent') as AgentConfig;
     return { plugin: file.cloud.plugin, properties, agent };
   } catch (e) {

@@ -1,3 +1,4 @@
+import type { Overridable } from '../config/config.ts';
 import type { Logger } from '../log/logger.ts';
 import type { CpiFailure } from '../rpc/errors.ts';
 import type {
@@ -107,5 +108,7 @@ export interface BackendDescriptor {
   stemcellFormats: readonly string[];
   /** Validates the backend's config section (cheap: runs for every call, info included). */
   checkProperties(raw: unknown): unknown;
+  /** Keys of the backend's section a request context (cpi-config) may override; none when absent. */
+  contextOverridable?: Overridable;
   load(): Promise<BackendModule>;
 }

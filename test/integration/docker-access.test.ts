@@ -52,7 +52,7 @@ describe('Docker backend: reaching the engine', () => {
     assert.equal(run.response.error?.ok_to_retry, true);
     assert.match(run.response.error?.message ?? '', /unix:\/\/\/run\/no-such-docker\.sock.*socket not found/);
     const tcp = writeConfig({
-      docker: { host: 'tcp://127.0.0.1:1', data_dir: fx.dataDir },
+      docker: { host: 'tcp://127.0.0.1:1', data_dir: fx.dataDir, allow_insecure_tcp: true },
       agent: { mbus: 'nats://127.0.0.1:4222' },
     });
     const refused = await runCpi(tcp, request('has_disk', ['disk-00000000-0000-0000-0000-000000000000'], 2));

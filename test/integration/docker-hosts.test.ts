@@ -259,6 +259,7 @@ describe('Docker backend: several hosts', () => {
   test('without hints a VM goes to the least loaded host that answers; hosts that do not are named', async () => {
     const port = (silent.address() as { port: number }).port;
     const wide = config({
+      allow_insecure_tcp: true,
       hosts: [
         ...hosts(),
         { name: 'silent', host: `tcp://127.0.0.1:${port}`, data_dir: '/var/lib/bosh-cpi-test-unused' },

@@ -48,6 +48,7 @@ const INFO = { method: 'info', arguments: [], context: { director_uuid: 'directo
 
 /** CPI options with no default, so absent from dockerPropertiesCheck({}). */
 const DOCKER_OPTIONS_WITHOUT_DEFAULT = [
+  'allowed_networks',
   'api_version',
   'start_command',
   'tls.ca',
@@ -189,6 +190,11 @@ describe('templates', () => {
         publish_host_ip: '127.0.0.1',
         default_network: 'bosh',
         helper_image: 'helper:2',
+        allowed_bind_sources: ['/var/run/docker.sock'],
+        allow_privileged_vms: true,
+        allowed_cap_add: ['SYS_TIME'],
+        allow_insecure_tcp: false,
+        allowed_networks: ['bosh'],
       },
       agent: {
         mbus: DIRECTOR_MBUS,

@@ -140,6 +140,8 @@ export function fakeDescriptor(
     loads: 0,
     contexts: [],
     checkedProperties: [],
+    // What a cpi-config of the fake plugin may set (the handle tests override these).
+    contextOverridable: { zone: true, limits: true, token: true },
     checkProperties: (raw) => {
       descriptor.checkedProperties.push(raw);
       return opts.checkProperties ? opts.checkProperties(raw) : raw;

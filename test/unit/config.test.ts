@@ -5,10 +5,20 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { BACKENDS } from '../../src/backends/registry.ts';
 import { configPathFromArgv } from '../../src/config/argv.ts';
-import { contextOverrides, deepMerge, parseConfig, readConfigFile } from '../../src/config/config.ts';
+import {
+  contextOverrides,
+  deepMerge,
+  parseConfig as parseConfigWith,
+  readConfigFile,
+} from '../../src/config/config.ts';
 import { CpiFailure } from '../../src/rpc/errors.ts';
+import type { CpiContext } from '../../src/rpc/request.ts';
 
 const AGENT = { mbus: 'nats://nats:pw@10.0.0.6:4222', ntp: ['time.example.com'] };
+
+/** As the CPI parses it: with the backends' own overridable keys. */
+const parseConfig = (raw: unknown, context: CpiContext) =>
+  parseConfigWith(raw, context, (plugin) => BACKENDS[plugin]?.contextOverridable);
 
 function configWith(properties: Record<string, unknown>, plugin: unknown = 'docker') {
   return { cloud: { plugin, properties } };
@@ -263,9 +273,14 @@ describe('multi-CPI context merging', () => {
     assert.equal(config.properties.director_uuid, undefined);
     assert.equal(config.properties.request_id, undefined);
     assert.equal(config.properties.vm, undefined);
-    assert.deepEqual(contextOverrides({ director_uuid: 'u', request_id: 'r', vm: {}, host: 'h' }), {
-      host: 'h',
-    });
+    assert.deepEqual(
+      contextOverrides(
+        { director_uuid: 'u', request_id: 'r', vm: {}, docker: { host: 'unix:///h' } },
+        'docker',
+        BACKENDS.docker?.contextOverridable,
+      ),
+      { docker: { host: 'unix:///h' } },
+    );
   });
 
   test('the context may override the agent section, and the result is validated', () => {
@@ -278,7 +293,7 @@ describe('multi-CPI context merging', () => {
 
   test('merging is for that call only: the file config is not changed', () => {
     const before = structuredClone(file);
-    parseConfig(file, { docker: { host: 'tcp://10.0.0.9:2376', tls: { ca: 'context-ca' } }, extra: 1 });
+    parseConfig(file, { docker: { host: 'tcp://10.0.0.9:2376', tls: { ca: 'context-ca' } } });
     assert.deepEqual(file, before);
     const next = parseConfig(file, { director_uuid: 'u' });
     assert.deepEqual(next.properties, file.cloud.properties);
@@ -291,10 +306,10 @@ describe('multi-CPI context merging', () => {
     });
   });
 
-  test('a context key named __proto__ does not change what the config inherits', () => {
+  test('a context key named __proto__ is refused and does not change what the config inherits', () => {
     const context = JSON.parse('{"__proto__": {"agent": {"mbus": "nats://injected:4222"}}}');
-    const config = parseConfig(configWith({ docker: {}, agent: AGENT }), context);
-    assert.equal(config.agent.mbus, AGENT.mbus);
-    assert.equal(Object.getPrototypeOf(config.properties), Object.prototype);
+    const failure = cpiErrorFrom(() => parseConfig(configWith({ docker: {}, agent: AGENT }), context));
+    assert.match(failure.message, /may not override cloud\.properties\.__proto__/);
+    assert.equal(({} as Record<string, unknown>).agent, undefined);
   });
 });

@@ -14,7 +14,7 @@ import { CPI_BIN, type CpiRun, REPO, request, runCpi, writeConfig } from '../sup
 const UNREACHABLE_DOCKER = 'tcp://127.0.0.1:1';
 const VALID_PROPERTIES = {
   agent: { mbus: 'nats://nats:nats-password@10.0.0.6:4222' },
-  docker: { host: UNREACHABLE_DOCKER },
+  docker: { host: UNREACHABLE_DOCKER, allow_insecure_tcp: true },
 };
 const KNOWN_TYPES: readonly string[] = Object.values(ErrorType);
 
@@ -170,7 +170,7 @@ describe('bin/cpi', () => {
         mbus: `https://mbus:${secrets.mbusPassword}@0.0.0.0:6868`,
         blobstore: { provider: 'dav', options: { user: 'agent', password: secrets.blobstorePassword } },
       },
-      docker: { host: `tcp://admin:${secrets.dockerUrlPassword}@127.0.0.1:1` },
+      docker: { host: `tcp://admin:${secrets.dockerUrlPassword}@127.0.0.1:1`, allow_insecure_tcp: true },
     });
     const args = [
       'agent-1',
@@ -182,7 +182,10 @@ describe('bin/cpi', () => {
         bosh: { password: secrets.envPassword },
       },
     ];
-    const context = { vm: { stemcell: { api_version: 3 } }, docker: { token: secrets.contextToken } };
+    const context = {
+      vm: { stemcell: { api_version: 3 } },
+      agent: { blobstore: { provider: 'dav', options: { token: secrets.contextToken } } },
+    };
     const runs = [
       await runCpi(configPath, request('create_vm', args, 2, context)),
       await runCpi(configPath, request('has_vm', ['vm-1'], 2, context)),

@@ -1,7 +1,7 @@
 import { assembleBackend } from '../../cpi/assemble.ts';
 import type { Backend, BackendContext, BackendModule } from '../../cpi/backend.ts';
 import { asCpiFailure, CpiFailure, cloudError } from '../../rpc/errors.ts';
-import { loadTls, parseDockerProperties } from './config.ts';
+import { isInsecureEndpoint, loadTls, parseDockerProperties } from './config.ts';
 import { DockerContext } from './context.ts';
 import * as disks from './disks.ts';
 import { DockerApiError, DockerClient } from './engine/client.ts';
@@ -44,6 +44,10 @@ export function create(context: BackendContext): Backend {
     specs,
     qualifiedIds,
     (spec, tls, logger) => {
+      if (isInsecureEndpoint(spec.endpoint, spec.tls))
+        logger.warn(
+          `Docker host ${spec.endpoint} is reached without TLS (docker.allow_insecure_tcp): whoever reaches that port is root on that host`,
+        );
       const client = new DockerClient(spec.endpoint, tls, spec.apiVersion);
       const hostProps = { ...props, host: spec.endpoint, tls: spec.tls, data_dir: spec.dataDir };
       const ctx = new DockerContext(client, hostProps, context.agent, context.directorUuid, logger);

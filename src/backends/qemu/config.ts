@@ -1,5 +1,16 @@
+import { dataDir } from '../../config/data-dir.ts';
 import { cpiError } from '../../rpc/errors.ts';
-import { arrayOf, type Checked, CheckFailure, int, object, oneOf, optional, str } from '../../util/check.ts';
+import {
+  arrayOf,
+  type Check,
+  type Checked,
+  CheckFailure,
+  int,
+  object,
+  oneOf,
+  optional,
+  str,
+} from '../../util/check.ts';
 
 /**
  * `cloud.properties.qemu`. Loaded for every call (info included), so this module imports
@@ -13,18 +24,22 @@ const DATA_DIR = /^\/[A-Za-z0-9._/-]{0,49}$/;
 /** A Linux interface name (IFNAMSIZ 16, no slashes or spaces). */
 export const INTERFACE_NAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
+/** Short and plain (see above), and never `..` or a system directory (the shared data_dir rules). */
+const qemuDataDir = (): Check<string> => {
+  const plain = str({
+    pattern: DATA_DIR,
+    patternName: 'an absolute path of at most 50 characters from A-Z a-z 0-9 . _ / -',
+  });
+  const safe = dataDir();
+  return (v, path) => safe(plain(v, path), path);
+};
+
 const interfaceName = () =>
   str({ pattern: INTERFACE_NAME, patternName: 'a network interface name (at most 15 of A-Z a-z 0-9 _ . -)' });
 
 export const qemuPropertiesCheck = object(
   {
-    data_dir: optional(
-      str({
-        pattern: DATA_DIR,
-        patternName: 'an absolute path of at most 50 characters from A-Z a-z 0-9 . _ / -',
-      }),
-      '/var/lib/bosh-qemu-cpi',
-    ),
+    data_dir: optional(qemuDataDir(), '/var/lib/bosh-qemu-cpi'),
     /** auto: KVM when a probe VM really boots under it within kvm_probe_timeout_seconds, else TCG. */
     accel: optional(oneOf(['auto', 'kvm', 'tcg'] as const), 'auto'),
     default_cpu: optional(int({ min: 1, max: 256 }), 1),
