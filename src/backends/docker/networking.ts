@@ -5,6 +5,7 @@ import { DockerApiError } from './engine/client.ts';
 import type { DockerNetworks } from './engine/networks.ts';
 import type { EndpointSettings } from './engine/types.ts';
 import { LABELS } from './labels.ts';
+import { checkNetworkAllowed } from './vm-policy.ts';
 
 /** One BOSH network as the engine will realise it. */
 export interface NetworkAttachment {
@@ -13,6 +14,8 @@ export interface NetworkAttachment {
   endpoint: Record<string, unknown>;
   /** Created by the CPI (and so removed by it when no VM uses it any more). */
   managed: boolean;
+  /** The engine's `host` network: the VM shares the host's network namespace. */
+  hostNetwork: boolean;
   isDefaultGateway: boolean;
 }
 
@@ -81,6 +84,7 @@ export async function planNetworks(
   api: DockerNetworks,
   defaultNetwork: string,
   directorUuid: string,
+  allowedNetworks?: string[],
 ): Promise<NetworkAttachment[]> {
   const gatewayNetwork = defaultGatewayNetwork(networks);
   const plan: NetworkAttachment[] = [];
@@ -103,6 +107,11 @@ export async function planNetworks(
     }
     if (!existing)
       throw vmCreationFailed(`Network '${boshName}': Docker network '${name}' does not exist`, false);
+    if (spec.cloud_properties.name !== undefined)
+      checkNetworkAllowed(boshName, name, existing.Driver, {
+        default_network: defaultNetwork,
+        allowed_networks: allowedNetworks,
+      });
     if (subnet && spec.ip) {
       const subnets = (existing.IPAM.Config ?? []).map((c) => c.Subnet ?? '').filter(Boolean);
       if (!subnets.some((s) => subnetContains(s, spec.ip as string)))
@@ -116,6 +125,7 @@ export async function planNetworks(
       dockerName: name,
       endpoint: spec.type === 'manual' && spec.ip ? { IPAMConfig: { IPv4Address: spec.ip } } : {},
       managed,
+      hostNetwork: existing.Driver === 'host',
       isDefaultGateway: boshName === gatewayNetwork,
     });
   }

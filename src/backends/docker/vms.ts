@@ -28,6 +28,7 @@ import {
 import { MOUNT_POINT_IN_VM, readSettings, SETTINGS_DIR, writeSettings } from './settings-file.ts';
 import { startCommand } from './start-command.ts';
 import { removeUnusedStemcellImage } from './stemcells.ts';
+import { capabilitiesFor, checkedBinds, checkedCapAdd, checkedPrivileged } from './vm-policy.ts';
 
 const EPHEMERAL_MOUNT = '/var/vcap/data';
 const ephemeralVolume = (vmCid: VmCid) => `${vmCid}-ephemeral`;
@@ -47,16 +48,6 @@ export async function requireVm(ctx: DockerContext, vmCid: VmCid): Promise<Conta
   const vm = await findVm(ctx, vmCid);
   if (!vm) throw vmNotFound(vmCid);
   return vm;
-}
-
-/** `cloud_properties.binds`: host paths to bind into the VM, e.g. the engine's socket for a Director VM. */
-function extraBinds(props: CloudProperties): string[] {
-  const binds = props.binds;
-  if (binds === undefined) return [];
-  const valid = (b: unknown) => typeof b === 'string' && /^\/[^:\0]*:\/[^:\0]*(:(ro|rw))?$/.test(b);
-  if (!Array.isArray(binds) || !binds.every(valid))
-    throw vmCreationFailed('cloud_properties.binds must be a list of "/host/path:/vm/path[:ro|:rw]"', false);
-  return binds as string[];
 }
 
 /** Docker takes CPUs in billionths; the parser keeps cpu ≥ 0.01, so this is never 0 (= no limit). */
@@ -106,9 +97,11 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
   const sizing = parseVmSizing(props, { fractionalCpu: true });
   const ephemeralSize = sizing.ephemeralDiskMiB;
   const limits = resourceLimits(sizing);
-  const binds = extraBinds(props);
+  // What reaches outside the container needs the operator's allowlist (vm-policy.ts).
+  const binds = checkedBinds(props, ctx.props);
+  const privileged = checkedPrivileged(props, ctx.props);
+  const extraCaps = checkedCapAdd(props, ctx.props);
   const ports = portBindings(props.ports, ctx.props.publish_host_ip);
-  const privileged = typeof props.privileged === 'boolean' ? props.privileged : ctx.props.privileged;
   const { init, reason } = chooseInit(ctx.props, stemcellImage.Config?.Labels);
   const cgroups = engineCgroups(engineInfo);
   ctx.logger.info(
@@ -149,8 +142,20 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
     let plan: NetworkAttachment[] = [];
     for (let attempt = 1; ; attempt++) {
       plan = await ctx.logger.timed('networks', () =>
-        planNetworks(input.networks, ctx.networks, ctx.props.default_network, ctx.directorUuid),
+        planNetworks(
+          input.networks,
+          ctx.networks,
+          ctx.props.default_network,
+          ctx.directorUuid,
+          ctx.props.allowed_networks,
+        ),
       );
+      const hostNetwork = plan.some((p) => p.hostNetwork);
+      if (hostNetwork && plan.length > 1)
+        throw vmCreationFailed(
+          "A VM on the engine's host network can have no other network (it shares the host's)",
+          false,
+        );
       const first = plan.find((p) => p.isDefaultGateway) ?? plan[0];
       try {
         created.container = await ctx.containers.create(vmCid, {
@@ -168,11 +173,11 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
               ...binds,
             ],
             Privileged: privileged,
-            CapAdd: privileged ? [] : ctx.props.cap_add,
+            CapAdd: privileged ? [] : capabilitiesFor([...ctx.props.cap_add, ...extraCaps], hostNetwork),
             SecurityOpt: securityOptions(ctx.props.security_opt, engineInfo, privileged),
             RestartPolicy: { Name: 'unless-stopped' },
             PortBindings: ports.bindings,
-            ...(dns.length ? { Dns: dns } : {}),
+            ...(dns.length && !hostNetwork ? { Dns: dns } : {}),
             NetworkMode: first?.dockerName ?? 'none',
             ...limits,
             ...initConfig.hostConfig,
