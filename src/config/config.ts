@@ -77,7 +77,8 @@ function checkOverridable(value: unknown, allowed: Overridable, path: string, ro
   if (allowed === true) return;
   if ('items' in allowed) {
     if (!Array.isArray(value)) throw cpiError(`Invalid request context: ${path} must be a list`);
-    value.forEach((item, i) => checkOverridable(item, allowed.items as Overridable, `${path}[${i}]`, root));
+    for (const [i, item] of value.entries())
+      checkOverridable(item, allowed.items as Overridable, `${path}[${i}]`, root);
     return;
   }
   if (!isObject(value)) throw cpiError(`Invalid request context: ${path} must be an object`);

@@ -30,7 +30,8 @@ const SYSTEM_TREES = ['/bin', '/boot', '/dev', '/etc', '/lib', '/lib32', '/lib64
 /** Why `path` cannot be a data_dir, or undefined when it can. */
 export function dataDirProblem(path: string): string | undefined {
   if (!path.startsWith('/')) return 'an absolute path';
-  if (/[\0-\x1f\x7f]/.test(path)) return 'a path without control characters';
+  if ([...path].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f))
+    return 'a path without control characters';
   // Docker's Binds are "source:target:options".
   if (path.includes(':')) return 'a path without ":"';
   if (path.length > 1 && path.endsWith('/')) return 'a path without a trailing "/"';

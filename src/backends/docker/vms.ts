@@ -1,13 +1,6 @@
 import { buildAgentSettings } from '../../agent/settings.ts';
 import { parseVmSizing, type VmSizing } from '../../cpi/cloud-properties.ts';
-import type {
-  CloudProperties,
-  CreatedVm,
-  CreateVmInput,
-  Metadata,
-  Networks,
-  VmCid,
-} from '../../cpi/types.ts';
+import type { CreatedVm, CreateVmInput, Metadata, Networks, VmCid } from '../../cpi/types.ts';
 import { CpiFailure, cloudError, vmCreationFailed, vmNotFound } from '../../rpc/errors.ts';
 import { parseIpv4 } from '../../util/ipv4.ts';
 import { chooseInit, engineCgroups, initContainerConfig, securityOptions } from './container-init.ts';
