@@ -18,7 +18,7 @@ async function waitFor(check: () => boolean, what: string, timeoutMs = 15_000): 
 describe('Docker backend: VMs', () => {
   let fx: DockerFixture;
   before(async () => {
-    fx = await dockerFixture('vms');
+    fx = await dockerFixture('vms', { allowed_bind_sources: ['/etc/hostname'] });
   });
   after(async () => {
     await fx?.cleanup();
