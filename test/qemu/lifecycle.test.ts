@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -171,14 +171,16 @@ test('has_vm and set_vm_metadata', async () => {
 test('a hot-plugged disk appears in the guest under its hinted id and takes data', async () => {
   diskCid = await cpi.call<string>('create_disk', [512, { filesystem: 'ext4' }, vms.a.cid]);
   const hint = await cpi.call<Record<string, string>>('attach_disk', [vms.a.cid, diskCid]);
-  assert.deepEqual(hint, { id: diskSerial(asDiskCid(diskCid)) });
-  assert.equal(hint.id?.length, 20);
+  // The CID is the virtio serial, so the agent's by-id glob on the whole CID finds the disk.
+  assert.equal(diskCid.length, 20);
+  assert.deepEqual(hint, { id: diskCid, path: `/dev/disk/by-id/virtio-${diskCid}` });
   assert.deepEqual(await cpi.call('get_disks', [vms.a.cid]), [diskCid]);
   await cpi.call('set_disk_metadata', [diskCid, { deployment: 'd', instance_group: 'web' }]);
 
   // The refreshed config drive names the disk too (what CPI API v1 callers rely on).
   const settings = await guest(vms.a.ip, 'settings');
   assert.match(settings, new RegExp(`^disks\\.persistent\\.${diskCid}\\.id\\t${hint.id}$`, 'm'));
+  assert.match(await guest(vms.a.ip, `resolve ${diskCid}`), /^vd[c-z] id$/);
   const mounted = await guest(vms.a.ip, `mount ${diskCid}`);
   assert.match(mounted, /^OK vd[c-z]$/);
   assert.match(await guest(vms.a.ip, 'devices'), new RegExp(`vd[c-z]:${hint.id}:1048576`));
@@ -196,6 +198,24 @@ test('snapshot_disk copies an attached disk consistently through a QEMU backup j
   await cpi.call('delete_snapshot', [snap]);
   assert.equal(existsSync(join(dataDir, 'snapshots', snap)), false);
   await cpi.call('delete_snapshot', [snap]);
+});
+
+test('a disk of an earlier version (disk-<uuid>, serial of 20 hex digits) is found through the hint path', async () => {
+  const made = await cpi.call<string>('create_disk', [64, { filesystem: 'ext4' }, vms.a.cid]);
+  const uuid = '0123abcd-4567-89ef-0123-456789abcdef';
+  const oldCid = `disk-${uuid}`;
+  renameSync(join(dataDir, 'disks', made), join(dataDir, 'disks', oldCid));
+  const recordPath = join(dataDir, 'disks', oldCid, 'disk.json');
+  const record = JSON.parse(readFileSync(recordPath, 'utf8'));
+  writeFileSync(recordPath, JSON.stringify({ ...record, cid: oldCid, serial: '0123abcd456789ef0123' }));
+  assert.equal(await cpi.call('has_disk', [oldCid]), true);
+  const hint = await cpi.call<Record<string, string>>('attach_disk', [vms.a.cid, oldCid]);
+  assert.deepEqual(hint, { id: '0123abcd456789ef0123', path: '/dev/disk/by-id/virtio-0123abcd456789ef0123' });
+  // No by-id name ends with the 41-character CID: the agent's glob fails and its fallback takes the path.
+  assert.match(await guest(vms.a.ip, `resolve ${oldCid}`), /^vd[c-z] path$/);
+  await cpi.call('detach_disk', [vms.a.cid, oldCid]);
+  await cpi.call('delete_disk', [oldCid]);
+  assert.equal(existsSync(join(dataDir, 'disks', oldCid)), false);
 });
 
 test('detach, grow while detached, attach to the other VM: the data came along and the file system grew', async () => {
@@ -217,8 +237,11 @@ test('detach, grow while detached, attach to the other VM: the data came along a
   assert.equal(await guest(vms.b.ip, `write ${diskCid} written-in-vm-b`), 'OK');
 });
 
-test('reboot_vm resets the VM and its disk stays attached', async () => {
+test('reboot_vm reboots the guest cleanly: its disk stays attached and unsynced writes survive', async () => {
+  // Not synced: only an orderly reboot (file systems unmounted) keeps it, a hard reset loses it.
+  assert.equal(await guest(vms.b.ip, `put ${diskCid} put-before-reboot`), 'OK');
   await cpi.call('reboot_vm', [vms.b.cid]);
+  await waitForConsole(dataDir, vms.b.cid, /^BOSHTEST ctrl-alt-delete: rebooting cleanly/, { boot: 1 });
   const rebooted = Date.now();
   await waitForConsole(dataDir, vms.b.cid, /^BOSHTEST ready/, { boot: 2 });
   boot[`${vms.b.cid} (reboot)`] = Date.now() - rebooted;
@@ -233,7 +256,7 @@ test('reboot_vm resets the VM and its disk stays attached', async () => {
   );
   assert.deepEqual(await cpi.call('get_disks', [vms.b.cid]), [diskCid]);
   assert.match(await guest(vms.b.ip, `mount ${diskCid}`), /^OK vd[c-z]$/);
-  assert.equal(await guest(vms.b.ip, `read ${diskCid}`), 'written-in-vm-b');
+  assert.equal(await guest(vms.b.ip, `read ${diskCid}`), 'put-before-reboot');
 });
 
 test('delete_vm leaves no process, socket, tap or file, and the persistent disk survives', async () => {
@@ -265,7 +288,7 @@ test('delete_vm leaves no process, socket, tap or file, and the persistent disk 
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
     }).trim(),
-    'written-in-vm-b',
+    'put-before-reboot',
   );
 });
 

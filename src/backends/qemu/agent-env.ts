@@ -13,7 +13,16 @@ import type { QmpClient } from './qmp.ts';
  * `disks.persistent` and its medium swapped in the running VM, so callers that use CPI API v1
  * (which rely on the settings rather than the returned hint) see the disks too.
  */
-export const diskHint = (diskCid: DiskCid): Record<string, string> => ({ id: diskSerial(diskCid) });
+/**
+ * What the agent gets for a persistent disk, as the attach_disk hint and in `disks.persistent`.
+ * Its virtio resolver first globs /dev/disk/by-id/*<disk CID>, which finds the disk when the CID
+ * is its serial; else it falls back to `path`, which udev's by-id link (to ../../vdX) satisfies
+ * for any serial. `id` is the serial for resolvers that read it.
+ */
+export const diskHint = (diskCid: DiskCid): Record<string, string> => {
+  const serial = diskSerial(diskCid);
+  return { id: serial, path: `/dev/disk/by-id/virtio-${serial}` };
+};
 
 export async function writeSettings(ctx: QemuContext, vmCid: VmCid, settings: AgentSettings): Promise<void> {
   const p = ctx.data.vm(vmCid);

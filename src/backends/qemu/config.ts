@@ -54,6 +54,8 @@ export const qemuPropertiesCheck = object(
     kvm_probe_timeout_seconds: optional(int({ min: 1, max: 300 }), 20),
     /** How long detach_disk waits for the guest to release a hot-unplugged disk. */
     detach_timeout_seconds: optional(int({ min: 1, max: 3600 }), 60),
+    /** How long reboot_vm waits for the guest to reboot itself after ctrl-alt-delete before it resets the VM by force. */
+    reboot_timeout_seconds: optional(int({ min: 1, max: 3600 }), 90),
     /** How long delete_vm waits for QEMU to quit before it kills it. */
     stop_timeout_seconds: optional(int({ min: 1, max: 3600 }), 15),
   },

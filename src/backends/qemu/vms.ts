@@ -15,7 +15,7 @@ import { ephemeralSerial, isId, newId, parseId } from './ids.ts';
 import { type AttachedDisk, LaunchError, runningPid, startVm, stopVm } from './machine.ts';
 import { createTaps, deleteTaps, planNics } from './network.ts';
 import { exists } from './paths.ts';
-import { QmpConnectionError, withQmp } from './qmp.ts';
+import { type QmpClient, QmpConnectionError, withQmp } from './qmp.ts';
 import type { VmRecord } from './records.ts';
 import { collectStemcell, readStemcell } from './stemcells.ts';
 
@@ -213,9 +213,12 @@ async function attachedForColdStart(ctx: QemuContext, vmCid: VmCid): Promise<Att
 }
 
 /**
- * A running VM is reset (QMP system_reset: hot-plugged disks stay). A VM whose QEMU is gone
- * (the host rebooted, the guest powered off) is started again with the disks recorded as
- * attached to it.
+ * A running VM is rebooted by its guest: QEMU presses ctrl-alt-delete, which the guest's init turns
+ * into an orderly reboot (file systems synced and unmounted, so nothing the agent wrote is lost).
+ * Only when the guest has not reset within reboot_timeout_seconds, or cannot act on keys (paused,
+ * powered down), is it reset by force (QMP system_reset). Hot-plugged disks stay either way.
+ * A VM whose QEMU is gone (the host rebooted, the guest powered off) is started again with the
+ * disks recorded as attached to it.
  */
 export async function rebootVm(ctx: QemuContext, vmCid: VmCid): Promise<void> {
   if (!isId('vm', vmCid)) throw vmNotFound(vmCid);
@@ -226,14 +229,18 @@ export async function rebootVm(ctx: QemuContext, vmCid: VmCid): Promise<void> {
       const record = await readJsonIfExists<VmRecord>(p.record);
       if (!record) throw vmNotFound(vmCid);
       if (await runningPid(ctx, vmCid)) {
-        await withQmp(p.qmp, async (qmp) => {
-          await qmp.execute('system_reset');
-          // A guest that powered itself down stays paused until it is told to run.
-          const status = await qmp.execute<{ status: string }>('query-status');
-          if (status.status !== 'running') await qmp.execute('cont');
-        });
-        ctx.logger.info(`Reset VM ${vmCid}; its disks stay attached`);
-        return;
+        const how = await withQmp(p.qmp, (qmp) =>
+          rebootRunning(qmp, ctx.props.reboot_timeout_seconds * 1000),
+        );
+        if (how !== 'gone') {
+          if (how === 'forced')
+            ctx.logger.warn(
+              `VM ${vmCid} did not reboot within ${ctx.props.reboot_timeout_seconds}s of ctrl-alt-delete; reset it by force`,
+            );
+          ctx.logger.info(`Rebooted VM ${vmCid} (${how}); its disks stay attached`);
+          return;
+        }
+        await waitForExit(ctx, vmCid);
       }
       ctx.logger.warn(`QEMU of VM ${vmCid} is not running; starting it again`);
       await createTaps(record.nics, ctx.logger);
@@ -243,6 +250,42 @@ export async function rebootVm(ctx: QemuContext, vmCid: VmCid): Promise<void> {
       throw vmNotFound(vmCid);
     },
   );
+}
+
+/** QEMU exits when the guest powers off instead of rebooting; give it a moment to be gone. */
+async function waitForExit(ctx: QemuContext, vmCid: VmCid): Promise<void> {
+  for (let i = 0; i < 100 && (await runningPid(ctx, vmCid)); i++)
+    await new Promise((r) => setTimeout(r, 100));
+}
+
+/**
+ * 'clean': the guest reset itself after ctrl-alt-delete; 'forced': system_reset after the timeout or
+ * because the guest could not act; 'gone': the guest powered off and QEMU exited.
+ */
+export async function rebootRunning(qmp: QmpClient, timeoutMs: number): Promise<'clean' | 'forced' | 'gone'> {
+  const forceReset = async () => {
+    await qmp.execute('system_reset');
+    // A guest that powered itself down stays paused until it is told to run.
+    const status = await qmp.execute<{ status: string }>('query-status');
+    if (status.status !== 'running') await qmp.execute('cont');
+    return 'forced' as const;
+  };
+  const status = await qmp.execute<{ status: string }>('query-status');
+  if (status.status !== 'running') return forceReset();
+  const keys = ['ctrl', 'alt', 'delete'].map((data) => ({ type: 'qcode', data }));
+  await qmp.execute('send-key', { keys });
+  try {
+    const event = await qmp.waitForEvent((e) => e.event === 'RESET' || e.event === 'SHUTDOWN', timeoutMs);
+    if (event?.event === 'RESET') return 'clean';
+    if (event?.event === 'SHUTDOWN') {
+      // Without -no-shutdown QEMU exits after a guest power-off; if it is still there, reset it.
+      if (await qmp.waitForClose(5_000)) return 'gone';
+    }
+  } catch (e) {
+    if (e instanceof QmpConnectionError) return 'gone';
+    throw e;
+  }
+  return forceReset();
 }
 
 /** Stored in the VM's metadata.json (an operator can read it there). */

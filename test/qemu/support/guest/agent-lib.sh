@@ -32,6 +32,44 @@ disk_by_serial() {
   return 1
 }
 
+# The devices whose udev by-id name (virtio-<serial>) ends with $1: the agent's glob /dev/disk/by-id/*<id>.
+disks_by_id_suffix() {
+  for b in /sys/block/vd*; do
+    s=$(cat "$b/serial" 2>/dev/null) || continue
+    case "virtio-$s" in *"$1") echo "${b##*/}" ;; esac
+  done
+}
+
+# Resolves persistent disk $1 (its CID) the way the real bosh-agent's virtio resolver does, never by
+# the hint's id: first the by-id glob on the whole CID (refused below 20 characters), tried for
+# 0.5 s; then the settings' `path` (a by-id link or a /dev node), waited for. Prints "<dev> id|path".
+resolve_disk() {
+  if [ "${#1}" -ge 20 ]; then
+    for try in 1 2 3 4 5; do
+      found=$(disks_by_id_suffix "$1")
+      case "$(echo "$found" | grep -c .)" in
+        1) echo "$found id"; return 0 ;;
+        0) sleep 0.1 ;;
+        *) echo "ERR more than one disk matches *$1"; return 1 ;;
+      esac
+    done
+  fi
+  path=$(get "disks.persistent.$1.path")
+  [ -n "$path" ] || { echo "ERR disk $1: path is missing"; return 1; }
+  tries=0
+  while :; do
+    case "$path" in
+      /dev/disk/by-id/virtio-*) dev=$(disk_by_serial "${path#/dev/disk/by-id/virtio-}") ;;
+      /dev/vd*) dev=${path#/dev/}; [ -b "/dev/$dev" ] || dev= ;;
+      *) echo "ERR disk $1: unusable path $path"; return 1 ;;
+    esac
+    [ -n "$dev" ] && { echo "$dev path"; return 0; }
+    tries=$((tries + 1))
+    [ "$tries" -gt 100 ] && { echo "ERR disk $1: timed out waiting for $path"; return 1; }
+    sleep 0.2
+  done
+}
+
 block_devices() {
   for b in /sys/block/vd*; do printf '%s:%s:%s ' "${b##*/}" "$(cat "$b/serial" 2>/dev/null)" "$(cat "$b/size")"; done
 }

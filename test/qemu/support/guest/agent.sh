@@ -9,16 +9,12 @@ case "$command" in
   echo) echo "$*" ;;
   settings) load_settings; cat /run/settings ;;
   devices) block_devices; echo ;;
+  resolve) load_settings; resolve_disk "$1" ;;
   mount)
     load_settings
-    id=$(get "disks.persistent.$1.id")
     # Like the agent: a hot-plugged disk takes a moment to show up in the guest.
-    tries=0
-    until dev=$(disk_by_serial "$id"); do
-      tries=$((tries + 1))
-      [ "$tries" -gt 100 ] && { echo "ERR no device with serial '$id' for $1"; exit 0; }
-      sleep 0.2
-    done
+    resolved=$(resolve_disk "$1") || { echo "$resolved"; exit 0; }
+    dev=${resolved%% *}
     mkdir -p "/store/$1"
     if ! mount -t ext4 "/dev/$dev" "/store/$1" 2>/dev/null; then
       mke2fs "/dev/$dev" > /dev/null 2>&1 && mount -t ext4 "/dev/$dev" "/store/$1" || { echo "ERR mount $dev"; exit 0; }
@@ -26,6 +22,7 @@ case "$command" in
     echo "OK $dev"
     ;;
   write) target=$1; shift; echo "$*" > "/store/$target/data" && sync && echo OK ;;
+  put) target=$1; shift; echo "$*" > "/store/$target/data" && echo OK ;;
   read) cat "/store/$1/data" ;;
   df) df -k "/store/$1" | tail -n 1 ;;
   umount) sync; umount "/store/$1" && echo OK ;;

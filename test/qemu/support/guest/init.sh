@@ -12,6 +12,16 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 for m in $(cat /etc/modules); do insmod "/lib/modules/$m.ko" || echo "insmod $m failed"; done
 . /bin/agent-lib
+# ctrl-alt-delete (what reboot_vm presses) comes to PID 1 as SIGINT instead of an immediate reset,
+# as under systemd: an orderly reboot that unmounts the disks first, so unsynced writes survive.
+echo 0 > /proc/sys/kernel/ctrl-alt-del
+clean_reboot() {
+  report "ctrl-alt-delete: rebooting cleanly"
+  for m in /store/*; do umount "$m" 2>/dev/null; done
+  sync
+  reboot -f
+}
+trap clean_reboot INT
 # As systemd's udev rules do on a real stemcell: the kernel polls the CD drive, so it notices
 # when the CPI swaps the config drive's medium before anyone reads it.
 for e in /sys/block/sr*/events_poll_msecs; do echo 1000 > "$e"; done
