@@ -163,7 +163,11 @@ async function main(): Promise<number> {
       };
       const cpiRelease = join(REPO, 'release', 'dev_releases', 'bosh-ts-cpi-dev.tgz');
       const built = await report.step('npm run release (the CPI release tarball)', async () => {
-        await runOk('npm', ['run', 'release', '--silent'], { cwd: REPO, env });
+        // The user's own HOME: release/.dev_builds indexes blobs in $HOME/.bosh/cache.
+        await runOk('npm', ['run', 'release', '--silent'], {
+          cwd: REPO,
+          env: { ...process.env, PATH: env.PATH },
+        });
         if (!existsSync(cpiRelease)) throw new Error(`npm run release made no ${cpiRelease}`);
       });
       let testRelease = '';

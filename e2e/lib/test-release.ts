@@ -13,6 +13,7 @@ export const TEST_PORT = 8080;
  */
 const FILES: Record<string, { content: string; mode?: number }> = {
   'config/final.yml': { content: `name: ${TEST_JOB}\n` },
+  'config/blobs.yml': { content: '--- {}\n' },
   [`packages/${TEST_JOB}/spec`]: {
     content: `---\nname: ${TEST_JOB}\ndependencies: []\nfiles:\n- ${TEST_JOB}/status.sh\n`,
   },

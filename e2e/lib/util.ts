@@ -41,6 +41,8 @@ export function run(
       if (opts.tee && partial) opts.tee(partial);
       resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr, ms: Date.now() - started });
     });
+    // A command that does not read its stdin may exit before it is closed.
+    child.stdin?.on('error', () => {});
     child.stdin?.end(opts.input ?? '');
   });
 }
