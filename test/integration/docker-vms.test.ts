@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { containerOf, docker, dockerTry, inVm } from '../support/docker.ts';
+import { containerOf, docker, dockerTry, freeSubnet, inVm } from '../support/docker.ts';
 import { type DockerFixture, dockerFixture } from '../support/fixture.ts';
 
 const SETTINGS = '/var/vcap/bosh/warden-cpi-agent-env.json';
@@ -265,6 +265,23 @@ describe('Docker backend: VMs', () => {
       );
     }
     await fx.cpi.call('delete_vm', [vm]);
+  });
+
+  test('a create_vm that fails after making the network of its manual subnet removes that network too', async () => {
+    const subnet = freeSubnet('10.251');
+    // The gateway's own address: the engine refuses it when the container joins, after the network exists.
+    const networks = fx.manual(1, { ip: subnet.gateway, gateway: subnet.gateway });
+    const run = await fx.cpi.run('create_vm', ['agent-net', fx.stemcell, {}, networks, [], {}]);
+    assert.equal(run.response.error?.type, 'Bosh::Clouds::VMCreationFailed', JSON.stringify(run.response));
+    const left = docker(
+      'network',
+      'ls',
+      '--filter',
+      `label=io.bosh.cpi.director=${fx.director}`,
+      '--format',
+      '{{.Name}}',
+    );
+    assert.doesNotMatch(left, new RegExp(subnet.base.replace(/\./g, '-')));
   });
 
   test('with two networks the default route is on the one whose default includes gateway, also after reboot', async () => {

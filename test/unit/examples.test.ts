@@ -11,7 +11,9 @@ test('every example config passes the CPI config checks of its backend', () => {
   const files = readdirSync(EXAMPLES).filter((f) => f.endsWith('.json'));
   assert.deepEqual(files.sort(), ['docker-several-hosts.json', 'docker-single-host.json', 'qemu.json']);
   for (const file of files) {
-    const config = parseConfig(JSON.parse(readFileSync(join(EXAMPLES, file), 'utf8')), { director_uuid: 'd' });
+    const config = parseConfig(JSON.parse(readFileSync(join(EXAMPLES, file), 'utf8')), {
+      director_uuid: 'd',
+    });
     const backend = BACKENDS[config.plugin];
     assert.ok(backend, `${file}: plugin ${config.plugin}`);
     backend.checkProperties(config.properties[config.plugin]);
@@ -20,5 +22,6 @@ test('every example config passes the CPI config checks of its backend', () => {
 
 test('the README links to every example', () => {
   const readme = readFileSync(join(EXAMPLES, '../README.md'), 'utf8');
-  for (const f of readdirSync(EXAMPLES)) assert.match(readme, new RegExp(`examples/${f.replace('.', '\\.')}`), f);
+  for (const f of readdirSync(EXAMPLES))
+    assert.match(readme, new RegExp(`examples/${f.replace('.', '\\.')}`), f);
 });

@@ -92,8 +92,11 @@ export class HostHelper {
     try {
       result = await execInContainer(this.docker, HELPER_CONTAINER, cmd, what);
     } catch (e) {
-      // 404: no helper yet; 409: helper stopped (engine restarted without it, or someone stopped it).
-      if (this.ready || !(e instanceof DockerApiError) || (e.status !== 404 && e.status !== 409)) throw e;
+      // 404: no helper yet; 409: helper stopped (engine restarted without it, or someone stopped it);
+      // "Removal In Progress" (500): someone is removing it, so it is made anew once it is gone.
+      if (!(e instanceof DockerApiError)) throw e;
+      const beingRemoved = /removal in progress/i.test(e.apiMessage);
+      if (!beingRemoved && (this.ready || (e.status !== 404 && e.status !== 409))) throw e;
       await this.ensure();
       result = await execInContainer(this.docker, HELPER_CONTAINER, cmd, what);
     }
@@ -131,7 +134,11 @@ export class HostHelper {
         await containers.remove(old.Id, { force: true });
       }
     }
-    const existing = await containers.inspect(HELPER_CONTAINER);
+    let existing = await containers.inspect(HELPER_CONTAINER);
+    for (let i = 0; i < 100 && existing?.State?.Status === 'removing'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      existing = await containers.inspect(HELPER_CONTAINER);
+    }
     if (!existing) {
       this.logger.info(`Creating the helper container ${HELPER_CONTAINER} on ${this.docker.endpoint}`);
       try {

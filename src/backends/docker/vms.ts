@@ -260,6 +260,8 @@ async function cleanupFailedVm(
     if (created.volume) attempts.push(ctx.volumes.remove(ephemeralVolume(vmCid)));
     attempts.push(ctx.host.run('delete-vm-storage', [vmCid]));
     await Promise.all(attempts);
+    // A network this create_vm made for its manual subnet, which no VM uses now.
+    await removeUnusedNetworks(ctx);
   } catch (e) {
     ctx.logger.error(`Cleanup of VM ${vmCid} incomplete: ${e instanceof Error ? e.message : String(e)}`);
   }
