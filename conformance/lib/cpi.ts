@@ -137,7 +137,8 @@ export class Cpi {
     readonly command: string,
     readonly configPath: string,
     readonly directorUuid: string,
-    readonly apiVersion = 2,
+    /** Sent in every request that does not name its own (set once the suite negotiated it). */
+    public apiVersion = 2,
     private readonly shared?: Cpi,
   ) {}
 

@@ -25,6 +25,8 @@ export interface Options {
   cpi?: string;
   config?: string;
   stemcell?: string;
+  /** The Docker engine the CPI uses, when its config does not say it in this CPI's layout. */
+  engine?: string;
   full: boolean;
   only?: Set<string>;
   keep: boolean;
@@ -46,6 +48,7 @@ export function parseArgs(argv: string[]): Options {
     else if (a.startsWith('--cpi')) opts.cpi = value();
     else if (a.startsWith('--config')) opts.config = value();
     else if (a.startsWith('--stemcell')) opts.stemcell = value();
+    else if (a.startsWith('--engine')) opts.engine = value();
     else if (a.startsWith('--only'))
       opts.only = new Set(
         value()
@@ -54,7 +57,7 @@ export function parseArgs(argv: string[]): Options {
       );
     else if (a === '--help' || a === '-h') {
       process.stdout.write(
-        'usage: npm run conformance -- [--cpi "<command>"] [--config <cpi.json>] [--stemcell <image>] [--full] [--only contract,faults,...] [--keep]\n',
+        'usage: npm run conformance -- [--cpi "<command>"] [--config <cpi.json>] [--engine unix:///…] [--stemcell <image>] [--full] [--only contract,faults,...] [--keep]\n',
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
@@ -126,6 +129,28 @@ export interface Suite {
   cleanups: Array<() => Promise<void>>;
 }
 
+/** The highest CPI API version the suite knows the result shapes of. */
+export const SUITE_MAX_API_VERSION = 3;
+
+/**
+ * The api_version every later request carries, chosen as the Director chooses it: the lower of
+ * its own maximum and the one `info` reports (protocol.md §1.5). A CPI whose info gives none is
+ * spoken to in v1, as the CLI does.
+ */
+export async function negotiateApiVersion(cpi: Cpi): Promise<number> {
+  const info = await cpi.call<Record<string, unknown> | null>('info', [], { apiVersion: null });
+  const reported = info?.api_version;
+  if (typeof reported !== 'number' || !Number.isInteger(reported) || reported < 1) return 1;
+  return Math.min(SUITE_MAX_API_VERSION, reported);
+}
+
+/** The engine of a bosh-docker-cpi (Go) config: `Actions.Docker.host`. */
+function engineOfGoConfig(config: Record<string, unknown>): string {
+  const actions = isObject(config.Actions) ? config.Actions : {};
+  const docker = isObject(actions.Docker) ? actions.Docker : {};
+  return typeof docker.host === 'string' ? docker.host : 'unix:///var/run/docker.sock';
+}
+
 /** A /24 in 10.252.0.0/16 that no route and no Docker network uses yet. */
 export function pickSubnet(networks: Awaited<ReturnType<DockerApi['networks']>>): string {
   const routes = execFileSync('ip', ['route'], { encoding: 'utf8' });
@@ -173,7 +198,8 @@ export async function setUp(opts: Options, reporter: Reporter): Promise<Suite> {
   const props = isObject(cloud.properties) ? cloud.properties : {};
   const iaas = isObject(props[plugin]) ? (props[plugin] as Record<string, unknown>) : {};
   const isDocker = plugin === 'docker';
-  const dockerHost = typeof iaas.host === 'string' ? iaas.host : 'unix:///var/run/docker.sock';
+  const dockerHost =
+    opts.engine ?? (typeof iaas.host === 'string' ? iaas.host : undefined) ?? engineOfGoConfig(base);
   const dataDir = typeof iaas.data_dir === 'string' ? iaas.data_dir : '/var/lib/bosh-docker-cpi';
 
   // Plant fake secrets where real ones live: the mbus URL, blobstore credentials, a TLS-like key, a token.
@@ -260,13 +286,13 @@ export async function setUp(opts: Options, reporter: Reporter): Promise<Suite> {
   );
   reporter.log(`director_uuid: ${directorUuid}; mode: ${full ? 'full' : 'default (CI-sized)'}`);
 
-  const stemcellCid = await cpi.call<string>(
-    'create_stemcell',
-    [stemcellImage, {}, { tags: { suite: 'conformance' } }],
-    {
-      apiVersion: 3,
-    },
-  );
+  cpi.apiVersion = await negotiateApiVersion(cpi);
+  reporter.log(`api_version: ${cpi.apiVersion} (the lower of the suite's ${SUITE_MAX_API_VERSION} and info's)`);
+  const stemcellCid = await cpi.call<string>('create_stemcell', [
+    stemcellImage,
+    {},
+    { tags: { suite: 'conformance' } },
+  ]);
   suite.stemcellCid = stemcellCid;
   await refreshStemcellImages(suite);
   // One disk round trip first: a CPI may lay out its data_dir lazily, and that one-time layout

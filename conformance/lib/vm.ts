@@ -45,7 +45,7 @@ export interface CreatedVm {
   env: Record<string, unknown>;
 }
 
-/** A create_vm the way the Director sends it (v2: the result is [cid, networks]). */
+/** A create_vm the way the Director sends it (v2 and later: the result is [cid, networks]; v1: the CID). */
 export async function createVm(
   cpi: Cpi,
   stemcellCid: string,
@@ -63,7 +63,7 @@ export async function createVm(
     'create_vm',
     [agentId, stemcellCid, opts.cloudProperties ?? {}, networks, [], env],
     {
-      apiVersion: opts.apiVersion ?? 2,
+      apiVersion: opts.apiVersion ?? cpi.apiVersion,
     },
   );
   const cid = Array.isArray(result) ? result[0] : result;
