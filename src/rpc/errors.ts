@@ -17,17 +17,41 @@ export const ErrorType = {
 
 export type ErrorTypeName = (typeof ErrorType)[keyof typeof ErrorType];
 
+/**
+ * A failure that names cloud IDs: the IDs, and how the message is made from them. A layer that
+ * knows an ID under another name (a Docker host's local ID behind a host-qualified one) issues
+ * the same failure for the caller's ID instead of editing the text.
+ */
+export interface AboutIds {
+  ids: readonly string[];
+  describe(ids: readonly string[]): string;
+}
+
 export class CpiFailure extends Error {
+  readonly about: AboutIds | undefined;
+
   constructor(
     readonly type: ErrorTypeName,
     message: string,
     readonly okToRetry = false,
-    /** What went wrong underneath (kept for the log, never sent to the caller). */
-    options?: { cause?: unknown },
+    /** What went wrong underneath (kept for the log, never sent to the caller), and the IDs named. */
+    options: { cause?: unknown; about?: AboutIds } = {},
   ) {
-    super(message, options);
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = type;
+    this.about = options.about;
   }
+
+  /** The same failure about other IDs (same order), caused by this one. */
+  withIds(ids: readonly string[]): CpiFailure {
+    if (!this.about) return this;
+    const about = { ids, describe: this.about.describe };
+    return new CpiFailure(this.type, about.describe(ids), this.okToRetry, { cause: this, about });
+  }
+}
+
+function aboutIds(type: ErrorTypeName, ids: string[], describe: (ids: readonly string[]) => string) {
+  return new CpiFailure(type, describe(ids), false, { about: { ids, describe } });
 }
 
 export const cpiError = (message: string) => new CpiFailure(ErrorType.CpiError, message);
@@ -35,13 +59,18 @@ export const cloudError = (message: string, okToRetry = false, cause?: unknown) 
   new CpiFailure(ErrorType.CloudError, message, okToRetry, { cause });
 export const notImplemented = (message: string) => new CpiFailure(ErrorType.NotImplemented, message);
 export const notSupported = (message: string) => new CpiFailure(ErrorType.NotSupported, message);
-export const vmNotFound = (vmCid: string) => new CpiFailure(ErrorType.VMNotFound, `VM '${vmCid}' not found`);
+export const vmNotFound = (vmCid: string) =>
+  aboutIds(ErrorType.VMNotFound, [vmCid], ([vm]) => `VM '${vm}' not found`);
 export const diskNotFound = (diskCid: string) =>
-  new CpiFailure(ErrorType.DiskNotFound, `Disk '${diskCid}' not found`);
+  aboutIds(ErrorType.DiskNotFound, [diskCid], ([disk]) => `Disk '${disk}' not found`);
 export const diskNotAttached = (vmCid: string, diskCid: string) =>
-  new CpiFailure(ErrorType.DiskNotAttached, `Disk '${diskCid}' is not attached to VM '${vmCid}'`);
+  aboutIds(
+    ErrorType.DiskNotAttached,
+    [vmCid, diskCid],
+    ([vm, disk]) => `Disk '${disk}' is not attached to VM '${vm}'`,
+  );
 export const networkNotFound = (networkId: string) =>
-  new CpiFailure(ErrorType.NetworkNotFound, `Network '${networkId}' not found`);
+  aboutIds(ErrorType.NetworkNotFound, [networkId], ([id]) => `Network '${id}' not found`);
 export const vmCreationFailed = (message: string, okToRetry: boolean) =>
   new CpiFailure(ErrorType.VMCreationFailed, message, okToRetry);
 export const noDiskSpace = (message: string) => new CpiFailure(ErrorType.NoDiskSpace, message, true);

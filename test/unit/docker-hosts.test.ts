@@ -3,15 +3,15 @@ import { describe, test } from 'node:test';
 import { parseDockerProperties } from '../../src/backends/docker/config.ts';
 import type { DockerContext } from '../../src/backends/docker/context.ts';
 import { TransportError } from '../../src/backends/docker/engine/transport.ts';
+import { toCpiFailure } from '../../src/backends/docker/failure.ts';
 import { hostsBackend } from '../../src/backends/docker/hosts/backend.ts';
 import { joinId, splitId } from '../../src/backends/docker/hosts/cloud-ids.ts';
 import { placeVm } from '../../src/backends/docker/hosts/placement.ts';
 import { DEFAULT_HOST_NAME, HostPool, hostSpecs } from '../../src/backends/docker/hosts/pool.ts';
-import { toCpiFailure } from '../../src/backends/docker/index.ts';
 import type { CreateVmInput } from '../../src/cpi/types.ts';
 import { Logger } from '../../src/log/logger.ts';
 import { Redactor } from '../../src/log/redact.ts';
-import { CpiFailure } from '../../src/rpc/errors.ts';
+import { CpiFailure, vmNotFound } from '../../src/rpc/errors.ts';
 import { type FakeBackend, fakeBackend } from '../support/fake-backend.ts';
 import { diskCid, stemcellCid, vmCid } from '../support/ids.ts';
 
@@ -318,7 +318,7 @@ describe('routing by cloud ID', () => {
               throw new TransportError('tcp://b.example:2376', 'ECONNREFUSED', 'connection refused');
             },
             setVmMetadata: async (cid: string) => {
-              throw new CpiFailure('Bosh::Clouds::VMNotFound', `VM '${cid}' not found`);
+              throw vmNotFound(cid);
             },
           },
         },
@@ -331,5 +331,7 @@ describe('routing by cloud ID', () => {
     assert.equal(down.message, "Docker host 'b' (tcp://b.example:2376) is unreachable: connection refused");
     const missing = await rejection(backend.setVmMetadata(vmCid(`${vmA}@b`), {}));
     assert.equal(missing.message, `VM '${vmA}@b' not found`);
+    assert.equal(missing.type, 'Bosh::Clouds::VMNotFound');
+    assert.ok(missing.cause instanceof CpiFailure, 'the host-local failure is kept as the cause');
   });
 });

@@ -1,24 +1,15 @@
 import { assembleBackend } from '../../cpi/assemble.ts';
 import type { Backend, BackendContext, BackendModule } from '../../cpi/backend.ts';
-import { asCpiFailure, CpiFailure, cloudError } from '../../rpc/errors.ts';
 import { isInsecureEndpoint, loadTls, parseDockerProperties } from './config.ts';
 import { DockerContext } from './context.ts';
 import * as disks from './disks.ts';
-import { DockerApiError, DockerClient } from './engine/client.ts';
-import { TransportError } from './engine/transport.ts';
+import { DockerClient } from './engine/client.ts';
+import { toCpiFailure } from './failure.ts';
 import { hostsBackend } from './hosts/backend.ts';
 import { HostPool, hostSpecs } from './hosts/pool.ts';
 import * as managedNetworks from './managed-networks.ts';
 import * as stemcells from './stemcells.ts';
 import * as vms from './vms.ts';
-
-/** The Docker backend's one error boundary: engine failures become CloudErrors; unreachable hosts may be retried. */
-export function toCpiFailure(e: unknown): CpiFailure {
-  if (e instanceof CpiFailure) return e;
-  if (e instanceof TransportError) return cloudError(`Docker host ${e.endpoint}: ${e.message}`, true, e);
-  if (e instanceof DockerApiError) return cloudError(e.message, e.status >= 500, e);
-  return asCpiFailure(e);
-}
 
 /** The backend of one Docker host, speaking the IDs that host knows (no `@host` part). */
 export function singleHostBackend(ctx: DockerContext): Backend {
@@ -28,7 +19,7 @@ export function singleHostBackend(ctx: DockerContext): Backend {
     diskUpdater: disks,
     snapshots: disks,
     managedNetworks,
-    failure: toCpiFailure,
+    failure: (e) => toCpiFailure(e),
     close: () => ctx.docker.close(),
   });
 }
@@ -57,7 +48,7 @@ export function create(context: BackendContext): Backend {
     (spec) => loadTls(spec, spec.tlsPath),
     context.logger,
   );
-  return hostsBackend(pool, toCpiFailure);
+  return hostsBackend(pool, (e) => toCpiFailure(e));
 }
 
 export default { create } satisfies BackendModule;

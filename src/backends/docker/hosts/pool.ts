@@ -1,12 +1,12 @@
 import type { Backend } from '../../../cpi/backend.ts';
 import { Logger } from '../../../log/logger.ts';
 import { Redactor } from '../../../log/redact.ts';
-import { CpiFailure, cloudError, ErrorType } from '../../../rpc/errors.ts';
+import { type CpiFailure, cloudError } from '../../../rpc/errors.ts';
 import type { Cid } from '../../../util/cloud-ids.ts';
 import type { DockerProperties, TlsMaterial } from '../config.ts';
 import type { DockerContext } from '../context.ts';
-import { DockerApiError } from '../engine/client.ts';
-import { TransportError } from '../engine/transport.ts';
+
+import { toCpiFailure } from '../failure.ts';
 import type { IdKind } from '../ids.ts';
 import { joinId, splitId } from './cloud-ids.ts';
 
@@ -194,7 +194,7 @@ export class HostPool {
 
   /**
    * Runs one host's part of a call. Failures name the host (and its endpoint when it could not be
-   * reached); messages about IDs speak of the cloud IDs the caller knows, not the host-local ones.
+   * reached); failures about IDs speak of the cloud IDs the caller knows, not the host-local ones.
    */
   async on<T>(host: DockerHost, step: (host: DockerHost) => Promise<T>, ids: string[][] = []): Promise<T> {
     try {
@@ -204,31 +204,11 @@ export class HostPool {
     }
   }
 
-  failure(host: DockerHost, e: unknown, ids: string[][] = []): unknown {
-    const restore = (message: string) => {
-      let out = message;
-      for (const [local, full] of ids)
-        if (local && full && local !== full) out = out.replace(new RegExp(`${local}(?!@)`, 'g'), full);
-      return out;
-    };
-    const named = (message: string) =>
-      this.qualifiedIds && !message.includes(`'${host.name}'`)
-        ? `Docker host ${host.label}: ${message}`
-        : message;
-    if (e instanceof TransportError)
-      return cloudError(`Docker host ${host.label} is unreachable: ${e.message}`, true);
-    if (e instanceof DockerApiError) return cloudError(named(restore(e.message)), e.status >= 500);
-    if (e instanceof CpiFailure) {
-      const message = restore(e.message);
-      const withHost =
-        e.type === ErrorType.CloudError ||
-        e.type === ErrorType.VMCreationFailed ||
-        e.type === ErrorType.NoDiskSpace
-          ? named(message)
-          : message;
-      return withHost === e.message ? e : new CpiFailure(e.type, withHost, e.okToRetry);
-    }
-    return e;
+  /** A failure of one host's step, as the caller reads it (see ../failure.ts). */
+  failure(host: DockerHost, e: unknown, ids: string[][] = []): CpiFailure {
+    const callerIds = new Map<string, string>();
+    for (const [local, full] of ids) if (local && full && local !== full) callerIds.set(local, full);
+    return toCpiFailure(e, { label: host.label, name: host.name, named: this.qualifiedIds, callerIds });
   }
 
   close(): void {
