@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Cpi, writeConfig } from '../support/cpi.ts';
 import { containerOf, docker } from '../support/docker.ts';
 import { type DockerFixture, dockerFixture } from '../support/fixture.ts';
+import { buildStemcell } from '../support/stemcell.ts';
 
 /** Everything of this director on the engine, and every path under its data_dir. */
 function state(fx: DockerFixture): string {
@@ -72,6 +75,32 @@ describe('Docker backend: manifests stay off the host unless the operator allows
       assert.equal(state(fx), before);
     });
   }
+
+  test('a stemcell image that is a symbolic link or a FIFO is refused and imports nothing', {
+    timeout: 60_000,
+  }, async () => {
+    const work = mkdtempSync(join(tmpdir(), 'cpi-escape-'));
+    try {
+      const { imagePath } = buildStemcell(join(work, 'stemcell'));
+      const link = join(work, 'image');
+      symlinkSync(imagePath, link);
+      const fifo = join(work, 'fifo');
+      execFileSync('mkfifo', [fifo]);
+      const images = () => docker('images', '-q', '--filter', `label=io.bosh.cpi.director=${fx.director}`);
+      const before = images();
+      for (const [path, kind] of [
+        [link, 'a symbolic link'],
+        [fifo, 'a FIFO'],
+      ] as const) {
+        const run = await fx.cpi.run('create_stemcell', [path, {}]);
+        assert.equal(run.response.error?.type, 'Bosh::Clouds::CloudError', JSON.stringify(run.response));
+        assert.match(run.response.error?.message ?? '', new RegExp(`is ${kind}, not a regular file`));
+      }
+      assert.equal(images(), before);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
 
   test('a plain TCP engine is refused without the opt-in, and warned about on every call with it', async () => {
     const base = { data_dir: fx.dataDir, host: 'tcp://127.0.0.1:1' };

@@ -1,7 +1,7 @@
-import { createReadStream, statSync } from 'node:fs';
 import { Transform } from 'node:stream';
 import type { CloudProperties, Metadata, StemcellCid } from '../../cpi/types.ts';
-import { CpiFailure, cloudError } from '../../rpc/errors.ts';
+import { cloudError } from '../../rpc/errors.ts';
+import { NotRegularFile, openRegularFile } from '../../util/regular-file.ts';
 import type { DockerContext } from './context.ts';
 import { isId, newId, STEMCELL_REPO, stemcellImageRef } from './ids.ts';
 import { LABELS } from './labels.ts';
@@ -62,21 +62,24 @@ export async function createStemcell(
     return cid;
   }
 
-  let size: number;
+  // A link is not followed, a device or FIFO not read: the image must be a regular file itself.
+  let opened: Awaited<ReturnType<typeof openRegularFile>>;
   try {
-    const stat = statSync(imagePath);
-    if (!stat.isFile()) throw cloudError(`Stemcell image '${imagePath}' is not a regular file`);
-    size = stat.size;
+    opened = await openRegularFile(imagePath);
   } catch (e) {
-    if (e instanceof CpiFailure) throw e;
+    if (e instanceof NotRegularFile)
+      throw cloudError(`Stemcell image '${imagePath}' is ${e.kind}, not a regular file; refusing it`);
     throw cloudError(
       `Cannot read stemcell image '${imagePath}': ${(e as NodeJS.ErrnoException).code ?? String(e)}`,
     );
   }
-  if (size === 0)
+  const { handle, size } = opened;
+  if (size === 0) {
+    await handle.close();
     throw cloudError(
       `Stemcell image '${imagePath}' is empty; a light stemcell needs cloud_properties.image_reference`,
     );
+  }
 
   const changes = [
     labelChange(LABELS.cpi, 'docker'),
@@ -96,9 +99,9 @@ export async function createStemcell(
   ctx.logger.info(
     `Importing stemcell ${cid} from ${imagePath} (${(size / 1048576).toFixed(1)} MiB) into ${ctx.docker.endpoint}`,
   );
-  const source = createReadStream(imagePath, { highWaterMark: 1 << 20 }).pipe(
-    progressMeter(size, (line) => ctx.logger.info(line)),
-  );
+  const source = handle
+    .createReadStream({ highWaterMark: 1 << 20 })
+    .pipe(progressMeter(size, (line) => ctx.logger.info(line)));
   try {
     await ctx.images.import(source, STEMCELL_REPO, cid, changes, (line) =>
       ctx.logger.debug(`import: ${line}`),
@@ -107,6 +110,8 @@ export async function createStemcell(
     // The engine may have created the image before failing; leave nothing behind.
     await ctx.images.remove(stemcellImageRef(cid), { force: true }).catch(() => undefined);
     throw e;
+  } finally {
+    await handle.close().catch(() => undefined);
   }
   return cid;
 }

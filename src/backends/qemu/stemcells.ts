@@ -1,9 +1,10 @@
-import { open, readdir, rename, rm } from 'node:fs/promises';
+import { type FileHandle, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CloudProperties, Metadata, StemcellCid } from '../../cpi/types.ts';
 import { cloudError } from '../../rpc/errors.ts';
 import { readJsonIfExists, syncDirectory, writeJsonAtomic } from '../../util/atomic-file.ts';
 import { runChecked } from '../../util/command.ts';
+import { NotRegularFile, openRegularFile } from '../../util/regular-file.ts';
 import type { QemuContext } from './context.ts';
 import { isId, newId } from './ids.ts';
 import type { ImageFormat } from './qemu-img.ts';
@@ -20,8 +21,19 @@ const ROOT_IMAGE = 'root.img';
 
 type Sniffed = ImageFormat | 'tar' | 'tar.gz';
 
-async function sniff(path: string): Promise<Sniffed> {
-  const handle = await open(path, 'r');
+/**
+ * Reads the first bytes of a stemcell image that is a regular file itself: a link (`root.img` →
+ * /dev/sda would make a host disk a VM's root), a device or a FIFO is refused before it is read.
+ */
+async function sniff(path: string, what: string, opts: { singleLink?: boolean } = {}): Promise<Sniffed> {
+  let handle: FileHandle;
+  try {
+    ({ handle } = await openRegularFile(path, opts));
+  } catch (e) {
+    if (e instanceof NotRegularFile)
+      throw cloudError(`${what} is ${e.kind}, not a regular file; refusing it`);
+    throw cloudError(`Cannot read ${what}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
   try {
     const head = Buffer.alloc(512);
     const { bytesRead } = await handle.read(head, 0, 512, 0);
@@ -64,14 +76,13 @@ export async function createStemcell(
   const staging = await ctx.data.staging('stemcell');
   try {
     let source = imagePath;
-    let kind = await sniff(imagePath).catch((e: NodeJS.ErrnoException) => {
-      throw cloudError(`Cannot read stemcell image '${imagePath}': ${e.code ?? e.message}`);
-    });
+    let kind = await sniff(imagePath, `Stemcell image '${imagePath}'`);
     if (kind === 'tar' || kind === 'tar.gz') {
       source = await ctx.logger.timed('extract root.img', () =>
         extractRootImage(imagePath, kind === 'tar.gz', staging),
       );
-      kind = await sniff(source);
+      // GNU tar recreates links, devices and FIFOs as they are in the archive.
+      kind = await sniff(source, `${ROOT_IMAGE} in the stemcell`, { singleLink: true });
       if (kind === 'tar' || kind === 'tar.gz')
         throw cloudError(`${ROOT_IMAGE} in the stemcell is itself a tarball`);
     }

@@ -30,7 +30,13 @@ function header(entry: TarEntry, size: number): Buffer {
   h.write(octal(0, 12), 136, 'ascii');
   h.write('        ', 148, 'ascii');
   h.write(entry.type === 'file' ? '0' : entry.type === 'directory' ? '5' : '2', 156, 'ascii');
-  if (entry.linkTarget) h.write(entry.linkTarget, 157, 'utf8');
+  if (entry.linkTarget) {
+    // The field has 100 bytes; a longer target would run into the fields after it.
+    const target = Buffer.from(entry.linkTarget, 'utf8');
+    if (target.length > 100)
+      throw new Error(`tar link target too long (${target.length} bytes): ${entry.name}`);
+    target.copy(h, 157);
+  }
   h.write('ustar\0', 257, 'ascii');
   h.write('00', 263, 'ascii');
   let sum = 0;
