@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import { request } from 'node:https';
 
 export interface AgentEndpoint {
@@ -70,9 +71,30 @@ function post(agent: AgentEndpoint, method: string, args: unknown[]): Promise<un
   });
 }
 
-/** GET over plain HTTP (the test job's status page). */
-export async function httpGet(url: string): Promise<string> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
-  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
-  return res.text();
+/**
+ * GET over plain HTTP (the test job's status page). busybox httpd answers CGI output with neither a
+ * length nor chunking and ends it by closing the connection, which fetch() refuses; node:http reads it.
+ */
+export function httpGet(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      url,
+      { timeout: 10_000, insecureHTTPParser: true, headers: { connection: 'close' } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => {
+          text += d;
+        });
+        const done = () =>
+          res.statusCode === 200 ? resolve(text) : reject(new Error(`GET ${url}: HTTP ${res.statusCode}`));
+        res.on('end', done);
+        res.on('aborted', done);
+        res.on('error', () => (text ? done() : reject(new Error(`GET ${url}: connection reset`))));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`GET ${url}: no answer in 10 s`)));
+    req.on('error', reject);
+    req.end();
+  });
 }

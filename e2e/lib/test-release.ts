@@ -26,8 +26,7 @@ chmod 0755 "$BOSH_INSTALL_TARGET/www/cgi-bin/status"
   },
   [`src/${TEST_JOB}/status.sh`]: {
     content: `#!/bin/sh
-echo "Content-Type: text/plain"
-echo
+printf 'Content-Type: text/plain\\r\\n\\r\\n'
 echo "compiled=@COMPILED@"
 echo "store=$(grep ' /var/vcap/store ' /proc/mounts | tail -n 1)"
 echo "marker=$(cat /var/vcap/store/${TEST_JOB}/marker 2>/dev/null)"
