@@ -6,6 +6,7 @@ import { execInContainer } from '../../src/backends/docker/engine/exec.ts';
 import { HELPER_CONTAINER, HostHelper } from '../../src/backends/docker/helper.ts';
 import { Logger } from '../../src/log/logger.ts';
 import { Redactor } from '../../src/log/redact.ts';
+import { requestCid } from '../../src/util/cloud-ids.ts';
 import type { Bench } from '../lib/context.ts';
 import { must } from '../lib/cpi.ts';
 import { type Summary, summarize } from '../lib/stats.ts';
@@ -168,7 +169,9 @@ export async function profile(
     execInContainer(d, HELPER_CONTAINER, ['/bin/true'], 'bench'),
   );
   await sample('host op list-disks (exec + find dockerd + nsenter + script)', (d) =>
-    new HostHelper(d, bench.dataDir, 'bosh-cpi-helper:1', logger).run('list-disks', [vm2]),
+    new HostHelper(d, bench.dataDir, 'bosh-cpi-helper:1', logger).run('list-disks', [
+      requestCid('vm')(vm2, 'vm_cid'),
+    ]),
   );
   await sample('host op setup (mkdir, flock, mountpoint, mount --make-rshared)', (d) =>
     new HostHelper(d, bench.dataDir, 'bosh-cpi-helper:1', logger).run('setup', []),

@@ -14,13 +14,6 @@ import { isId, newId, parseId } from './ids.ts';
 import { diskHint, readSettings, syncPersistentDisks } from './settings-file.ts';
 import { findVm, requireVm } from './vms.ts';
 
-const NOT_FOUND = 3;
-const IN_USE_ELSEWHERE = 4;
-const NOT_ATTACHED = 5;
-const BUSY = 6;
-const SMALLER = 7;
-const NO_SPACE = 8;
-
 /** Seconds detach waits for the VM to stop using a disk before it reports it busy. */
 const DETACH_BUSY_WAIT_S = 10;
 
@@ -28,12 +21,19 @@ const disksOf = (res: HostResult): DiskCid[] =>
   res.lines.flatMap(([k, v]) => (k === 'disk' ? (parseId('disk', v) ?? []) : []));
 
 function fail(res: HostResult, what: string): never {
-  if (res.exitCode === NO_SPACE) throw noDiskSpace(`${what}: ${res.stderr}`);
+  if (res.outcome === 'noSpace') throw noDiskSpace(`${what}: ${res.stderr}`);
   throw cloudError(`${what}: ${res.stderr || `the host operation exited with ${res.exitCode}`}`);
 }
 
 /** The VM a disk is mounted for, from the host script's "attached <vm_cid>" message. */
 const holderOf = (res: HostResult) => parseId('vm', /attached (vm-[0-9a-f-]+)/.exec(res.stderr)?.[1] ?? '');
+
+function snapshotSource(value: unknown): SnapshotCid {
+  const source = typeof value === 'string' ? parseId('snap', value) : undefined;
+  if (!source)
+    throw cloudError(`cloud_properties.snapshot_cid '${String(value)}' is not a snapshot ID of this CPI`);
+  return source;
+}
 
 function requireDiskId(diskCid: DiskCid): void {
   if (!isId('disk', diskCid)) throw diskNotFound(diskCid);
@@ -45,9 +45,7 @@ export async function createDisk(
   props: CloudProperties,
   vmCid: VmCid | null,
 ): Promise<DiskCid> {
-  const source = props.snapshot_cid;
-  if (source !== undefined && (typeof source !== 'string' || !isId('snap', source)))
-    throw cloudError(`cloud_properties.snapshot_cid '${String(source)}' is not a snapshot ID of this CPI`);
+  const source = props.snapshot_cid === undefined ? undefined : snapshotSource(props.snapshot_cid);
   const cid = newId('disk');
   const metadata = {
     created_at: new Date().toISOString(),
@@ -56,11 +54,11 @@ export async function createDisk(
     cloud_properties: props,
     ...(vmCid ? { near_vm: vmCid } : {}),
   };
-  const args = [cid, String(sizeMiB), JSON.stringify({ cpi: metadata, bosh: {} })];
-  if (source) args.push(source);
-  const res = await ctx.logger.timed('create-disk', () => ctx.host.run('create-disk', args));
-  if (res.exitCode === NOT_FOUND) throw cloudError(`Snapshot '${source}' not found`);
-  if (res.exitCode !== 0) fail(res, `Creating a ${sizeMiB} MiB disk failed`);
+  const res = await ctx.logger.timed('create-disk', () =>
+    ctx.host.run('create-disk', [cid, sizeMiB, { cpi: metadata, bosh: {} }, source]),
+  );
+  if (res.outcome === 'notFound') throw cloudError(`Snapshot '${source}' not found`);
+  if (res.outcome !== 'done') fail(res, `Creating a ${sizeMiB} MiB disk failed`);
   ctx.logger.info(`Created disk ${cid} (${sizeMiB} MiB ext4${source ? `, from snapshot ${source}` : ''})`);
   return cid;
 }
@@ -68,7 +66,7 @@ export async function createDisk(
 export async function deleteDisk(ctx: DockerContext, diskCid: DiskCid): Promise<void> {
   requireDiskId(diskCid);
   let res = await ctx.host.run('delete-disk', [diskCid]);
-  if (res.exitCode === IN_USE_ELSEWHERE) {
+  if (res.outcome === 'inUseElsewhere') {
     const holder = holderOf(res);
     if (!holder) fail(res, `Disk '${diskCid}' is in use`);
     if (await findVm(ctx, holder))
@@ -76,16 +74,16 @@ export async function deleteDisk(ctx: DockerContext, diskCid: DiskCid): Promise<
     await releaseStale(ctx, holder, diskCid);
     res = await ctx.host.run('delete-disk', [diskCid]);
   }
-  if (res.exitCode === NOT_FOUND) throw diskNotFound(diskCid);
-  if (res.exitCode !== 0) fail(res, `Deleting disk '${diskCid}' failed`);
+  if (res.outcome === 'notFound') throw diskNotFound(diskCid);
+  if (res.outcome !== 'done') fail(res, `Deleting disk '${diskCid}' failed`);
   ctx.logger.info(`Deleted disk ${diskCid}`);
 }
 
 export async function hasDisk(ctx: DockerContext, diskCid: DiskCid): Promise<boolean> {
   if (!isId('disk', diskCid)) return false;
   const res = await ctx.host.run('has-disk', [diskCid]);
-  if (res.exitCode === NOT_FOUND) return false;
-  if (res.exitCode !== 0) fail(res, `Looking up disk '${diskCid}' failed`);
+  if (res.outcome === 'notFound') return false;
+  if (res.outcome !== 'done') fail(res, `Looking up disk '${diskCid}' failed`);
   return true;
 }
 
@@ -97,17 +95,17 @@ export async function setDiskMetadata(
   requireDiskId(diskCid);
   const res = await ctx.host.run('set-disk-metadata', [
     diskCid,
-    JSON.stringify({ bosh: metadata, updated_at: new Date().toISOString() }),
+    { bosh: metadata, updated_at: new Date().toISOString() },
   ]);
-  if (res.exitCode === NOT_FOUND) throw diskNotFound(diskCid);
-  if (res.exitCode !== 0) fail(res, `Setting metadata of disk '${diskCid}' failed`);
+  if (res.outcome === 'notFound') throw diskNotFound(diskCid);
+  if (res.outcome !== 'done') fail(res, `Setting metadata of disk '${diskCid}' failed`);
 }
 
 /** A disk still mounted for a VM whose container is gone (a delete_vm killed half-way): release it. */
 async function releaseStale(ctx: DockerContext, vmCid: VmCid, diskCid: DiskCid): Promise<void> {
   ctx.logger.warn(`Disk ${diskCid} was still mounted for VM ${vmCid}, which no longer exists; releasing it`);
   const res = await ctx.host.run('release-disk', [vmCid, diskCid]);
-  if (res.exitCode !== 0) fail(res, `Releasing disk '${diskCid}' from the removed VM '${vmCid}' failed`);
+  if (res.outcome !== 'done') fail(res, `Releasing disk '${diskCid}' from the removed VM '${vmCid}' failed`);
 }
 
 /**
@@ -152,7 +150,7 @@ export async function attachDisk(ctx: DockerContext, vmCid: VmCid, diskCid: Disk
   requireDiskId(diskCid);
   const settings = prefetchSettings(ctx, vm.Id);
   let res = await ctx.host.run('attach-disk', [vmCid, diskCid]);
-  if (res.exitCode === IN_USE_ELSEWHERE) {
+  if (res.outcome === 'inUseElsewhere') {
     const holder = holderOf(res);
     if (!holder) fail(res, `Disk '${diskCid}' is in use`);
     if (await findVm(ctx, holder))
@@ -162,8 +160,8 @@ export async function attachDisk(ctx: DockerContext, vmCid: VmCid, diskCid: Disk
     await releaseStale(ctx, holder, diskCid);
     res = await ctx.host.run('attach-disk', [vmCid, diskCid]);
   }
-  if (res.exitCode === NOT_FOUND) throw diskNotFound(diskCid);
-  if (res.exitCode !== 0) fail(res, `Attaching disk '${diskCid}' to VM '${vmCid}' failed`);
+  if (res.outcome === 'notFound') throw diskNotFound(diskCid);
+  if (res.outcome !== 'done') fail(res, `Attaching disk '${diskCid}' to VM '${vmCid}' failed`);
   await syncSettings(ctx, vm.Id, vmCid, disksOf(res), settings);
   ctx.logger.info(`Attached disk ${diskCid} to VM ${vmCid} at ${diskHint(diskCid)}`);
   return diskHint(diskCid);
@@ -190,18 +188,18 @@ export async function detachDisk(ctx: DockerContext, vmCid: VmCid, diskCid: Disk
     settings,
   );
   const inspected = await ctx.containers.inspect(vm.Id);
-  const pid = inspected?.State.Running ? String(inspected.State.Pid) : '0';
-  const res = await ctx.host.run('detach-disk', [vmCid, diskCid, pid, String(DETACH_BUSY_WAIT_S)]);
-  if (res.exitCode !== 0) {
+  const pid = inspected?.State.Running ? inspected.State.Pid : 0;
+  const res = await ctx.host.run('detach-disk', [vmCid, diskCid, pid, DETACH_BUSY_WAIT_S]);
+  if (res.outcome !== 'done') {
     // Not detached (busy, not attached, ...): the settings go back to what is really mounted,
     // which also clears an entry left by an earlier detach that was killed after its unmount.
     await syncSettings(ctx, vm.Id, vmCid, disksOf(await ctx.host.run('list-disks', [vmCid])));
   }
-  if (res.exitCode === NOT_FOUND) throw diskNotFound(diskCid);
-  if (res.exitCode === NOT_ATTACHED) throw diskNotAttached(vmCid, diskCid);
-  if (res.exitCode === BUSY)
+  if (res.outcome === 'notFound') throw diskNotFound(diskCid);
+  if (res.outcome === 'notAttached') throw diskNotAttached(vmCid, diskCid);
+  if (res.outcome === 'busy')
     throw cloudError(`Disk '${diskCid}' cannot be detached from VM '${vmCid}': ${res.stderr}`, true);
-  if (res.exitCode !== 0) fail(res, `Detaching disk '${diskCid}' from VM '${vmCid}' failed`);
+  if (res.outcome !== 'done') fail(res, `Detaching disk '${diskCid}' from VM '${vmCid}' failed`);
   await syncSettings(ctx, vm.Id, vmCid, disksOf(res));
   ctx.logger.info(`Detached disk ${diskCid} from VM ${vmCid}`);
 }
@@ -209,18 +207,18 @@ export async function detachDisk(ctx: DockerContext, vmCid: VmCid, diskCid: Disk
 export async function getDisks(ctx: DockerContext, vmCid: VmCid): Promise<DiskCid[]> {
   await requireVm(ctx, vmCid);
   const res = await ctx.host.run('list-disks', [vmCid]);
-  if (res.exitCode !== 0) fail(res, `Listing the disks of VM '${vmCid}' failed`);
+  if (res.outcome !== 'done') fail(res, `Listing the disks of VM '${vmCid}' failed`);
   return disksOf(res).sort();
 }
 
 export async function resizeDisk(ctx: DockerContext, diskCid: DiskCid, newSizeMiB: number): Promise<void> {
   requireDiskId(diskCid);
-  const res = await ctx.host.run('resize-disk', [diskCid, String(newSizeMiB)]);
-  if (res.exitCode === NOT_FOUND) throw diskNotFound(diskCid);
-  if (res.exitCode === SMALLER) throw notSupported(`Disk '${diskCid}': ${res.stderr}`);
-  if (res.exitCode === IN_USE_ELSEWHERE)
+  const res = await ctx.host.run('resize-disk', [diskCid, newSizeMiB]);
+  if (res.outcome === 'notFound') throw diskNotFound(diskCid);
+  if (res.outcome === 'smallerSize') throw notSupported(`Disk '${diskCid}': ${res.stderr}`);
+  if (res.outcome === 'inUseElsewhere')
     throw cloudError(`Disk '${diskCid}' is ${res.stderr}: detach it before resizing`);
-  if (res.exitCode !== 0) fail(res, `Resizing disk '${diskCid}' to ${newSizeMiB} MiB failed`);
+  if (res.outcome !== 'done') fail(res, `Resizing disk '${diskCid}' to ${newSizeMiB} MiB failed`);
   ctx.logger.info(`Resized disk ${diskCid} to ${newSizeMiB} MiB`);
 }
 
@@ -238,9 +236,9 @@ export async function snapshotDisk(
   requireDiskId(diskCid);
   const cid = newId('snap');
   const meta = { disk_cid: diskCid, created_at: new Date().toISOString(), bosh: metadata };
-  const res = await ctx.host.run('snapshot-disk', [diskCid, cid, JSON.stringify(meta)]);
-  if (res.exitCode === NOT_FOUND) throw diskNotFound(diskCid);
-  if (res.exitCode !== 0) fail(res, `Snapshotting disk '${diskCid}' failed`);
+  const res = await ctx.host.run('snapshot-disk', [diskCid, cid, meta]);
+  if (res.outcome === 'notFound') throw diskNotFound(diskCid);
+  if (res.outcome !== 'done') fail(res, `Snapshotting disk '${diskCid}' failed`);
   const frozen = res.lines.find(([k]) => k === 'frozen');
   ctx.logger.info(
     `Snapshot ${cid} of disk ${diskCid}${frozen ? ` (filesystem frozen in VM ${frozen[1]} during the copy)` : ''}`,
@@ -251,6 +249,6 @@ export async function snapshotDisk(
 export async function deleteSnapshot(ctx: DockerContext, snapshotCid: SnapshotCid): Promise<void> {
   if (!isId('snap', snapshotCid)) return;
   const res = await ctx.host.run('delete-snapshot', [snapshotCid]);
-  if (res.exitCode !== 0 && res.exitCode !== NOT_FOUND)
+  if (res.outcome !== 'done' && res.outcome !== 'notFound')
     fail(res, `Deleting snapshot '${snapshotCid}' failed`);
 }

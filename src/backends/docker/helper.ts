@@ -4,6 +4,13 @@ import { Containers } from './engine/containers.ts';
 import { execInContainer } from './engine/exec.ts';
 import { Images } from './engine/images.ts';
 import { createTar } from './engine/tar.ts';
+import {
+  encodeHostArgs,
+  type HostArgs,
+  type HostOperationName,
+  type HostOutcome,
+  hostOutcome,
+} from './host-operations.ts';
 import { HOST_SCRIPT } from './host-script.ts';
 import { LABELS } from './labels.ts';
 
@@ -65,7 +72,8 @@ script=$1; shift
 exec nsenter -t "$pid" -m -- /bin/sh -c "$script" bosh-cpi-host "$@"
 `;
 
-export interface HostResult {
+export interface HostResult<Op extends HostOperationName = HostOperationName> {
+  outcome: HostOutcome<Op>;
   exitCode: number;
   lines: Array<[string, string]>;
   stderr: string;
@@ -85,8 +93,17 @@ export class HostHelper {
     private readonly logger: Logger,
   ) {}
 
-  async run(operation: string, args: string[]): Promise<HostResult> {
-    const cmd = ['/bin/sh', '-c', ENTER_HOST, 'bosh-cpi-host', HOST_SCRIPT, operation, this.dataDir, ...args];
+  async run<Op extends HostOperationName>(operation: Op, args: HostArgs<Op>): Promise<HostResult<Op>> {
+    const cmd = [
+      '/bin/sh',
+      '-c',
+      ENTER_HOST,
+      'bosh-cpi-host',
+      HOST_SCRIPT,
+      operation,
+      this.dataDir,
+      ...encodeHostArgs(operation, args),
+    ];
     const what = `Running '${operation}' on the Docker host`;
     let result: Awaited<ReturnType<typeof execInContainer>>;
     try {
@@ -109,7 +126,12 @@ export class HostHelper {
         return at < 0 ? [l, ''] : [l.slice(0, at), l.slice(at + 1)];
       });
     if (result.stderr.trim()) this.logger.debug(`host ${operation}: ${result.stderr.trim()}`);
-    return { exitCode: result.exitCode, lines, stderr: result.stderr.trim() };
+    return {
+      outcome: hostOutcome(operation, result.exitCode),
+      exitCode: result.exitCode,
+      lines,
+      stderr: result.stderr.trim(),
+    };
   }
 
   /** Creates (or starts) the helper container; safe when several CPI processes race to do it. */

@@ -4,8 +4,9 @@
  *
  * Called as: sh -c SCRIPT sh <operation> <data_dir> [arguments...]. Arguments are never
  * interpolated into the script text, and every cloud ID was checked against its format first.
- * Results are `key value` lines on stdout. Exit codes: 0 done, 3 not found, 4 in use elsewhere,
- * 5 not attached, 6 busy, 7 smaller size asked, 8 no space, anything else a failure on stderr.
+ * Results are `key value` lines on stdout. The operations, their arguments and their exit codes
+ * are declared in host-operations.ts; the dispatcher below is made from that table, and only
+ * the body of each operation is written here.
  *
  * Layout under <data_dir>:
  *   disks/<disk_cid>/{disk.img,metadata.json}     snapshots/<snapshot_cid>/{disk.img,metadata.json}
@@ -15,9 +16,23 @@
  * Creation and deletion go through a `.creating-` / `.deleting-` name and one rename, so a
  * killed call leaves either the whole object or a leftover that no lookup mistakes for one.
  */
-export const HOST_SCRIPT = `
-set -eu
-op=$1; D=$2; shift 2
+import {
+  HOST_EXIT_CODES,
+  HOST_OPERATIONS,
+  type HostOperationName,
+  type HostOutcomeName,
+} from './host-operations.ts';
+
+const SHELL_NAMES: Record<HostOutcomeName, string> = {
+  notFound: 'E_NOT_FOUND',
+  inUseElsewhere: 'E_IN_USE_ELSEWHERE',
+  notAttached: 'E_NOT_ATTACHED',
+  busy: 'E_BUSY',
+  smallerSize: 'E_SMALLER_SIZE',
+  noSpace: 'E_NO_SPACE',
+};
+
+const PREAMBLE = `
 die() { code=$1; shift; echo "$*" >&2; exit "$code"; }
 fresh_name() { echo "$1/.$2-$3-$$"; }
 
@@ -67,7 +82,7 @@ mounted_under() {
 make_fs() { # <image> <size MiB>
   truncate -s "$2M" "$1"
   out=$(mkfs.ext4 -q -F -m 0 -E lazy_itable_init=1,lazy_journal_init=1 "$1" 2>&1) || {
-    case "$out" in *"No space"*) die 8 "no space left on the Docker host for $2 MiB";; esac
+    case "$out" in *"No space"*) die "$E_NO_SPACE" "no space left on the Docker host for $2 MiB";; esac
     die 1 "mkfs.ext4 failed: $out"
   }
 }
@@ -77,26 +92,27 @@ make_fs() { # <image> <size MiB>
 grow_fs() { # <image> <size MiB>
   cur=$(stat -c %s "$1")
   new=$(( $2 * 1048576 ))
-  [ "$new" -lt "$cur" ] && die 7 "disk is $(( cur / 1048576 )) MiB; shrinking to $2 MiB is not supported"
+  [ "$new" -lt "$cur" ] && die "$E_SMALLER_SIZE" "disk is $(( cur / 1048576 )) MiB; shrinking to $2 MiB is not supported"
   [ "$new" -gt "$cur" ] && truncate -s "$new" "$1"
   rc=0; e2fsck -f -p "$1" >/dev/null 2>&1 || rc=$?
   [ "$rc" -le 1 ] || die 1 "e2fsck found errors it could not repair in $1 (exit $rc)"
   resize2fs "$1" >/dev/null 2>&1 || die 1 "resize2fs failed on $1"
 }
+`;
 
-case "$op" in
-setup)
+/** What each operation does, with its arguments already in the shell variables the table names. */
+const BODIES: Record<HostOperationName, string> = {
+  setup: `
   setup
-  ;;
-create-disk) # <disk_cid> <size MiB> <metadata json> [<source snapshot_cid>]
+`,
+  'create-disk': `
   setup
-  cid=$1; size=$2; meta=$3; src=""; [ $# -ge 4 ] && src=$4
-  [ -e "$D/disks/$cid" ] && die 4 "disk $cid already exists"
+  [ -e "$D/disks/$cid" ] && die "$E_IN_USE_ELSEWHERE" "disk $cid already exists"
   tmp=$(fresh_name "$D/disks" creating "$cid")
   mkdir "$tmp"
   trap 'rm -rf "$tmp"' EXIT
   if [ -n "$src" ]; then
-    [ -f "$D/snapshots/$src/disk.img" ] || die 3 "snapshot $src not found"
+    [ -f "$D/snapshots/$src/disk.img" ] || die "$E_NOT_FOUND" "snapshot $src not found"
     cp --sparse=always "$D/snapshots/$src/disk.img" "$tmp/disk.img"
     grow_fs "$tmp/disk.img" "$size"
   else
@@ -106,48 +122,48 @@ create-disk) # <disk_cid> <size MiB> <metadata json> [<source snapshot_cid>]
   mv "$tmp" "$D/disks/$cid"
   trap - EXIT
   echo "created $cid"
-  ;;
-has-disk) # <disk_cid>
-  [ -f "$D/disks/$1/disk.img" ] || exit 3
-  echo "size $(stat -c %s "$D/disks/$1/disk.img")"
-  ;;
-delete-disk) # <disk_cid>
+`,
+  'has-disk': `
+  [ -f "$D/disks/$cid/disk.img" ] || exit "$E_NOT_FOUND"
+  echo "size $(stat -c %s "$D/disks/$cid/disk.img")"
+`,
+  'delete-disk': `
   setup
-  cid=$1
-  [ -d "$D/disks/$cid" ] || exit 3
+  [ -d "$D/disks/$cid" ] || exit "$E_NOT_FOUND"
   lock_disk "$cid"
   vm=$(mounted_under "$cid")
-  [ -n "$vm" ] && die 4 "attached $vm"
-  loops_gone "$D/disks/$cid/disk.img" || die 6 "disk image is still in use by a loop device"
+  [ -n "$vm" ] && die "$E_IN_USE_ELSEWHERE" "attached $vm"
+  loops_gone "$D/disks/$cid/disk.img" || die "$E_BUSY" "disk image is still in use by a loop device"
   gone=$(fresh_name "$D/disks" deleting "$cid")
   mv "$D/disks/$cid" "$gone"
   rm -rf "$gone" "$D/locks/$cid.lock"
-  ;;
-set-disk-metadata) # <disk_cid> <metadata json>
-  [ -d "$D/disks/$1" ] || exit 3
-  printf '%s' "$2" > "$D/disks/$1/.metadata.json.new"
-  mv "$D/disks/$1/.metadata.json.new" "$D/disks/$1/metadata.json"
-  ;;
-attach-disk) # <vm_cid> <disk_cid>
+`,
+  'set-disk-metadata': `
+  [ -d "$D/disks/$cid" ] || exit "$E_NOT_FOUND"
+  printf '%s' "$meta" > "$D/disks/$cid/.metadata.json.new"
+  mv "$D/disks/$cid/.metadata.json.new" "$D/disks/$cid/metadata.json"
+`,
+  'attach-disk': `
   setup
-  vm=$1; cid=$2; img="$D/disks/$cid/disk.img"
-  [ -f "$img" ] || exit 3
+  img="$D/disks/$cid/disk.img"
+  [ -f "$img" ] || exit "$E_NOT_FOUND"
   lock_disk "$cid"
   mp="$D/mounts/$vm/$cid"
   if ! mountpoint -q "$mp" 2>/dev/null; then
     other=$(mounted_under "$cid")
-    [ -n "$other" ] && die 4 "attached $other"
-    loops_gone "$img" || die 6 "disk image is in use by a loop device outside this CPI's mounts"
+    [ -n "$other" ] && die "$E_IN_USE_ELSEWHERE" "attached $other"
+    loops_gone "$img" || die "$E_BUSY" "disk image is in use by a loop device outside this CPI's mounts"
     mkdir -p "$mp"
     mount -o loop,noatime "$img" "$mp"
   fi
   list_mounts "$vm"
-  ;;
-detach-disk) # <vm_cid> <disk_cid> <container pid or 0> <seconds to wait while busy>
-  vm=$1; cid=$2; pid=$3; wait_s=$4; mp="$D/mounts/$vm/$cid"
-  [ -f "$D/disks/$cid/disk.img" ] || exit 3
+`,
+  'detach-disk': `
+  # pid: the container's (0 when it is not running); wait_s: how long to wait while the VM still uses the disk.
+  mp="$D/mounts/$vm/$cid"
+  [ -f "$D/disks/$cid/disk.img" ] || exit "$E_NOT_FOUND"
   lock_disk "$cid"
-  mountpoint -q "$mp" 2>/dev/null || exit 5
+  mountpoint -q "$mp" 2>/dev/null || exit "$E_NOT_ATTACHED"
   dev=$(findmnt -n -o MAJ:MIN --mountpoint "$mp" | tr -d ' ')
   loopdev=$(findmnt -n -o SOURCE --mountpoint "$mp" | tr -d ' ')
   tries=0
@@ -159,8 +175,8 @@ detach-disk) # <vm_cid> <disk_cid> <container pid or 0> <seconds to wait while b
     if [ -z "$users" ] && umount "$mp" 2>/dev/null; then break; fi
     tries=$((tries + 1))
     if [ "$tries" -gt "$wait_s" ]; then
-      [ -n "$users" ] && die 6 "still mounted inside the VM at: $users"
-      die 6 "the filesystem is busy (processes in the VM still use /warden-cpi-dev/$cid)"
+      [ -n "$users" ] && die "$E_BUSY" "still mounted inside the VM at: $users"
+      die "$E_BUSY" "the filesystem is busy (processes in the VM still use /warden-cpi-dev/$cid)"
     fi
     sleep 1
   done
@@ -169,50 +185,51 @@ detach-disk) # <vm_cid> <disk_cid> <container pid or 0> <seconds to wait while b
   while [ -n "$(losetup -j "$D/disks/$cid/disk.img")" ] && [ "$waited" -lt 50 ]; do sleep 0.1; waited=$((waited + 1)); done
   if [ -n "$(losetup -j "$D/disks/$cid/disk.img")" ]; then
     # Still mounted somewhere we could not see: put it back rather than leave it half-detached.
-    mount "$loopdev" "$mp" 2>/dev/null && die 6 "the filesystem is still mounted elsewhere in the VM; the disk stays attached"
-    die 6 "unmounted, but the disk is still referenced by loop device $loopdev"
+    mount "$loopdev" "$mp" 2>/dev/null && die "$E_BUSY" "the filesystem is still mounted elsewhere in the VM; the disk stays attached"
+    die "$E_BUSY" "unmounted, but the disk is still referenced by loop device $loopdev"
   fi
   rmdir "$mp" 2>/dev/null || true
   list_mounts "$vm"
-  ;;
-release-disk) # <vm_cid> <disk_cid>: a mount left behind by a VM that no longer exists
-  vm=$1; cid=$2; mp="$D/mounts/$vm/$cid"
+`,
+  'release-disk': `
+  # A mount left behind by a VM that no longer exists.
+  mp="$D/mounts/$vm/$cid"
   lock_disk "$cid"
   if mountpoint -q "$mp" 2>/dev/null; then umount "$mp"; fi
   rmdir "$mp" 2>/dev/null || true
-  ;;
-list-disks) # <vm_cid>
-  list_mounts "$1"
-  ;;
-create-ephemeral) # <vm_cid> <size MiB>
+`,
+  'list-disks': `
+  list_mounts "$vm"
+`,
+  'create-ephemeral': `
   setup
-  vm=$1; img="$D/ephemeral/$vm.img"; mp="$D/ephemeral/$vm"
+  img="$D/ephemeral/$vm.img"; mp="$D/ephemeral/$vm"
   mkdir -p "$mp"
   if ! mountpoint -q "$mp"; then
-    [ -f "$img" ] || make_fs "$img" "$2"
+    [ -f "$img" ] || make_fs "$img" "$size"
     mount -o loop,noatime "$img" "$mp"
   fi
-  ;;
-delete-vm-storage) # <vm_cid>: after the container is gone
-  vm=$1
+`,
+  'delete-vm-storage': `
+  # After the container is gone.
   if [ -d "$D/mounts/$vm" ]; then
     for m in "$D/mounts/$vm"/*; do
       [ -d "$m" ] || continue
-      if mountpoint -q "$m"; then umount "$m" || die 6 "cannot unmount $(basename "$m") of $vm"; fi
+      if mountpoint -q "$m"; then umount "$m" || die "$E_BUSY" "cannot unmount $(basename "$m") of $vm"; fi
       rmdir "$m"
     done
     rmdir "$D/mounts/$vm"
   fi
   if [ -d "$D/ephemeral/$vm" ]; then
-    if mountpoint -q "$D/ephemeral/$vm"; then umount "$D/ephemeral/$vm" || die 6 "cannot unmount the ephemeral disk of $vm"; fi
+    if mountpoint -q "$D/ephemeral/$vm"; then umount "$D/ephemeral/$vm" || die "$E_BUSY" "cannot unmount the ephemeral disk of $vm"; fi
     rmdir "$D/ephemeral/$vm"
   fi
   rm -f "$D/ephemeral/$vm.img"
-  ;;
-snapshot-disk) # <disk_cid> <snapshot_cid> <metadata json>
+`,
+  'snapshot-disk': `
   setup
-  cid=$1; snap=$2; img="$D/disks/$cid/disk.img"
-  [ -f "$img" ] || exit 3
+  img="$D/disks/$cid/disk.img"
+  [ -f "$img" ] || exit "$E_NOT_FOUND"
   lock_disk "$cid"
   tmp=$(fresh_name "$D/snapshots" creating "$snap")
   mkdir "$tmp"
@@ -223,43 +240,67 @@ snapshot-disk) # <disk_cid> <snapshot_cid> <metadata json>
   if [ -n "$mp" ]; then fsfreeze -f "$mp"; echo "frozen $vm"; fi
   cp --sparse=always "$img" "$tmp/disk.img"
   if [ -n "$mp" ]; then fsfreeze -u "$mp"; mp=""; fi
-  printf '%s' "$3" > "$tmp/metadata.json"
+  printf '%s' "$meta" > "$tmp/metadata.json"
   mv "$tmp" "$D/snapshots/$snap"
   trap - EXIT
   echo "created $snap"
-  ;;
-delete-snapshot) # <snapshot_cid>
-  [ -d "$D/snapshots/$1" ] || exit 3
-  gone=$(fresh_name "$D/snapshots" deleting "$1")
-  mv "$D/snapshots/$1" "$gone"
+`,
+  'delete-snapshot': `
+  [ -d "$D/snapshots/$snap" ] || exit "$E_NOT_FOUND"
+  gone=$(fresh_name "$D/snapshots" deleting "$snap")
+  mv "$D/snapshots/$snap" "$gone"
   rm -rf "$gone"
-  ;;
-resize-disk) # <disk_cid> <size MiB>
+`,
+  'resize-disk': `
   setup
-  cid=$1; img="$D/disks/$cid/disk.img"
-  [ -f "$img" ] || exit 3
+  img="$D/disks/$cid/disk.img"
+  [ -f "$img" ] || exit "$E_NOT_FOUND"
   lock_disk "$cid"
   vm=$(mounted_under "$cid")
-  [ -n "$vm" ] && die 4 "attached $vm"
-  loops_gone "$img" || die 6 "disk image is in use by a loop device"
+  [ -n "$vm" ] && die "$E_IN_USE_ELSEWHERE" "attached $vm"
+  loops_gone "$img" || die "$E_BUSY" "disk image is in use by a loop device"
   cur=$(stat -c %s "$img")
-  [ $(( $2 * 1048576 )) -lt "$cur" ] && die 7 "disk is $(( cur / 1048576 )) MiB; shrinking to $2 MiB is not supported"
-  if [ $(( $2 * 1048576 )) -eq "$cur" ]; then echo "size $cur"; exit 0; fi
+  [ $(( $size * 1048576 )) -lt "$cur" ] && die "$E_SMALLER_SIZE" "disk is $(( cur / 1048576 )) MiB; shrinking to $size MiB is not supported"
+  if [ $(( $size * 1048576 )) -eq "$cur" ]; then echo "size $cur"; exit 0; fi
   # Grow a copy and rename it over the original: a crash at any point leaves the old disk whole.
   work="$D/disks/$cid/.resizing"
   trap 'rm -f "$work"' EXIT
   cp --sparse=always "$img" "$work"
-  grow_fs "$work" "$2"
+  grow_fs "$work" "$size"
   sync "$work"
   mv "$work" "$img"
   trap - EXIT
   echo "size $(stat -c %s "$img")"
-  ;;
-set-default-route) # <container pid> <gateway>: the engine picks the default route by network name
-  nsenter -t "$1" -n ip route replace default via "$2" || die 1 "cannot set the default route via $2"
-  ;;
-*)
-  die 2 "unknown operation $op"
-  ;;
-esac
-`;
+`,
+  'set-default-route': `
+  # The engine picks the default route by network name; this sets the one the manifest asks for.
+  nsenter -t "$pid" -n ip route replace default via "$gateway" || die 1 "cannot set the default route via $gateway"
+`,
+};
+
+function dispatcher(): string {
+  const branches = Object.entries(HOST_OPERATIONS).map(([op, { args }]) => {
+    const required = args.filter((a) => !a.optional).length;
+    const usage = args.map((a) => (a.optional ? `[${a.name}]` : a.name)).join(' ');
+    const bind = args.map((a, i) => (a.optional ? `${a.name}=\${${i + 1}:-}` : `${a.name}=$${i + 1}`));
+    return [
+      `${op})`,
+      ...(required ? [`  [ $# -ge ${required} ] || die 2 "${op} takes: ${usage}"`] : []),
+      ...(bind.length ? [`  ${bind.join('; ')}`] : []),
+      BODIES[op as HostOperationName].replace(/^\n|\n$/g, ''),
+      '  ;;',
+    ].join('\n');
+  });
+  return `case "$op" in\n${branches.join('\n')}\n*)\n  die 2 "unknown operation $op"\n  ;;\nesac\n`;
+}
+
+const exitCodes = Object.entries(HOST_EXIT_CODES)
+  .map(([name, code]) => `${SHELL_NAMES[name as HostOutcomeName]}=${code}`)
+  .join('; ');
+
+export const HOST_SCRIPT = `
+set -eu
+op=$1; D=$2; shift 2
+${exitCodes}
+${PREAMBLE}
+${dispatcher()}`;

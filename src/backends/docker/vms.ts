@@ -107,8 +107,8 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
     let ephemeralBind: string;
     if (ephemeralSize !== undefined) {
       created.hostStorage = true;
-      const res = await ctx.host.run('create-ephemeral', [vmCid, String(ephemeralSize)]);
-      if (res.exitCode !== 0)
+      const res = await ctx.host.run('create-ephemeral', [vmCid, ephemeralSize]);
+      if (res.outcome !== 'done')
         throw cloudError(`Creating the ${ephemeralSize} MiB ephemeral disk failed: ${res.stderr}`);
       ephemeralBind = `${ctx.props.data_dir}/ephemeral/${vmCid}:${EPHEMERAL_MOUNT}`;
     } else {
@@ -239,7 +239,7 @@ async function startContainer(ctx: DockerContext, containerId: string): Promise<
       throw e;
     ctx.logger.info('Preparing the data directory on the Docker host (first VM there)');
     const res = await ctx.host.run('setup', []);
-    if (res.exitCode !== 0)
+    if (res.outcome !== 'done')
       throw cloudError(`Preparing ${ctx.props.data_dir} on the Docker host failed: ${res.stderr}`);
     await ctx.containers.start(containerId);
   }
@@ -281,7 +281,7 @@ export async function deleteVm(ctx: DockerContext, vmCid: VmCid): Promise<void> 
     ctx.logger.info(`Removed container ${vm.Id.slice(0, 12)} of VM ${vmCid}`);
   }
   const storage = await ctx.host.run('delete-vm-storage', [vmCid]);
-  if (storage.exitCode !== 0)
+  if (storage.outcome !== 'done')
     throw cloudError(`Releasing the storage of VM '${vmCid}' failed: ${storage.stderr}`);
   await ctx.volumes.remove(ephemeralVolume(vmCid));
   if (!vm) throw vmNotFound(vmCid);
@@ -330,8 +330,8 @@ async function applyDefaultRoute(ctx: DockerContext, containerId: string, networ
   if (!gateway || parseIpv4(gateway) === undefined) return;
   const inspected = await ctx.containers.inspect(containerId);
   if (!inspected?.State.Running) return;
-  const res = await ctx.host.run('set-default-route', [String(inspected.State.Pid), gateway]);
-  if (res.exitCode !== 0)
+  const res = await ctx.host.run('set-default-route', [inspected.State.Pid, gateway]);
+  if (res.outcome !== 'done')
     throw cloudError(`Setting the default route via ${gateway} (network '${name}') failed: ${res.stderr}`);
   ctx.logger.info(`Default route via ${gateway} on network '${name}'`);
 }

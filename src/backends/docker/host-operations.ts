@@ -1,0 +1,106 @@
+import type { DiskCid, SnapshotCid, VmCid } from '../../cpi/types.ts';
+
+/**
+ * The operations the host script (host-script.ts) performs on the Docker host: for each, its
+ * arguments in order and the outcomes besides success it may report. The script's dispatcher
+ * (argument names, count check) and the TypeScript callers' types are both made from this table,
+ * and the exit codes below are the only place the numbers live.
+ */
+export const HOST_EXIT_CODES = {
+  notFound: 3,
+  inUseElsewhere: 4,
+  notAttached: 5,
+  busy: 6,
+  smallerSize: 7,
+  noSpace: 8,
+} as const;
+
+export type HostOutcomeName = keyof typeof HOST_EXIT_CODES;
+
+/** One positional argument: its shell variable name, and how a value is written on the command line. */
+export interface HostArg<T> {
+  name: string;
+  optional: boolean;
+  encode(value: unknown): string;
+  /** Only for the compiler: the type callers pass. */
+  readonly type?: T;
+}
+
+const arg = <T>(name: string, encode: (value: unknown) => string = String): HostArg<T> => ({
+  name,
+  optional: false,
+  encode,
+});
+const vmCid = (name = 'vm') => arg<VmCid>(name);
+const diskCid = (name = 'cid') => arg<DiskCid>(name);
+const snapshotCid = (name = 'snap') => arg<SnapshotCid>(name);
+const whole = (name: string) => arg<number>(name);
+const text = (name: string) => arg<string>(name);
+const json = (name: string) => arg<unknown>(name, (v) => JSON.stringify(v));
+/** Left empty on the command line when absent; the script reads it as "". */
+const optional = <T>(a: HostArg<T>): HostArg<T | undefined> => ({
+  name: a.name,
+  optional: true,
+  encode: (v) => (v === undefined ? '' : a.encode(v)),
+});
+
+interface HostOperation {
+  args: readonly HostArg<unknown>[];
+  outcomes: readonly HostOutcomeName[];
+}
+
+const operation = <const A extends readonly HostArg<unknown>[], const O extends readonly HostOutcomeName[]>(
+  args: A,
+  outcomes: O,
+) => ({ args, outcomes }) satisfies HostOperation;
+
+export const HOST_OPERATIONS = {
+  setup: operation([], []),
+  'create-disk': operation(
+    [diskCid(), whole('size'), json('meta'), optional(snapshotCid('src'))],
+    ['notFound', 'inUseElsewhere', 'noSpace'],
+  ),
+  'has-disk': operation([diskCid()], ['notFound']),
+  'delete-disk': operation([diskCid()], ['notFound', 'inUseElsewhere', 'busy']),
+  'set-disk-metadata': operation([diskCid(), json('meta')], ['notFound']),
+  'attach-disk': operation([vmCid(), diskCid()], ['notFound', 'inUseElsewhere', 'busy']),
+  'detach-disk': operation(
+    [vmCid(), diskCid(), whole('pid'), whole('wait_s')],
+    ['notFound', 'notAttached', 'busy'],
+  ),
+  'release-disk': operation([vmCid(), diskCid()], []),
+  'list-disks': operation([vmCid()], []),
+  'create-ephemeral': operation([vmCid(), whole('size')], ['noSpace']),
+  'delete-vm-storage': operation([vmCid()], ['busy']),
+  'snapshot-disk': operation([diskCid(), snapshotCid(), json('meta')], ['notFound']),
+  'delete-snapshot': operation([snapshotCid()], ['notFound']),
+  'resize-disk': operation(
+    [diskCid(), whole('size')],
+    ['notFound', 'inUseElsewhere', 'busy', 'smallerSize', 'noSpace'],
+  ),
+  'set-default-route': operation([whole('pid'), text('gateway')], []),
+} as const;
+
+export type HostOperationName = keyof typeof HOST_OPERATIONS;
+
+type Values<A> = { -readonly [K in keyof A]: A[K] extends HostArg<infer T> ? T : never };
+
+/** What a caller passes to an operation, in order and typed. */
+export type HostArgs<Op extends HostOperationName> = Values<(typeof HOST_OPERATIONS)[Op]['args']>;
+
+/** How an operation ended: done, one of its declared outcomes, or failed (the reason is on stderr). */
+export type HostOutcome<Op extends HostOperationName> =
+  | 'done'
+  | (typeof HOST_OPERATIONS)[Op]['outcomes'][number]
+  | 'failed';
+
+export function encodeHostArgs<Op extends HostOperationName>(op: Op, values: HostArgs<Op>): string[] {
+  const args: readonly HostArg<unknown>[] = HOST_OPERATIONS[op].args;
+  return args.map((a, i) => a.encode(values[i]));
+}
+
+export function hostOutcome<Op extends HostOperationName>(op: Op, exitCode: number): HostOutcome<Op> {
+  if (exitCode === 0) return 'done';
+  const declared: readonly HostOutcome<Op>[] = HOST_OPERATIONS[op].outcomes;
+  return declared.find((o) => o !== 'done' && o !== 'failed' && HOST_EXIT_CODES[o] === exitCode) ?? 'failed';
+}
