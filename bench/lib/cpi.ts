@@ -1,15 +1,18 @@
-import { spawn, spawnSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import {
+  type CpiErrorBody,
+  cpiRequest,
+  type ProcessRun,
+  parseResponse,
+  runProcess,
+  runProcessSync,
+} from '../../conformance/lib/cpi-process.ts';
 
 export const REPO = join(import.meta.dirname, '../..');
 export const CPI_BIN = join(REPO, 'bin/cpi');
 
-export interface CpiError {
-  type: string;
-  message: string;
-  ok_to_retry: boolean;
-}
+export type CpiError = CpiErrorBody;
 
 export interface CpiResult<T = unknown> {
   ms: number;
@@ -50,12 +53,7 @@ export class CpiRunner {
   }
 
   request(method: string, args: unknown[]): string {
-    return JSON.stringify({
-      method,
-      arguments: args,
-      context: { director_uuid: this.directorUuid, request_id: `cpi-${randomUUID().slice(0, 8)}` },
-      api_version: this.apiVersion,
-    });
+    return cpiRequest(method, args, { directorUuid: this.directorUuid, apiVersion: this.apiVersion });
   }
 
   private env(method: string): NodeJS.ProcessEnv {
@@ -71,14 +69,16 @@ export class CpiRunner {
     };
   }
 
-  private parse<T>(method: string, stdout: string, stderr: string, ms: number): CpiResult<T> {
-    let response: { result: T; error: CpiError | null; log: string };
-    try {
-      response = JSON.parse(stdout);
-    } catch {
-      throw new Error(`${method}: the CPI wrote no JSON response: ${stdout}\n${stderr}`);
-    }
-    return { ms, result: response.result, error: response.error, log: response.log, stderr };
+  private parse<T>(method: string, run: ProcessRun): CpiResult<T> {
+    const response = parseResponse<T>(run.stdout);
+    if (!response) throw new Error(`${method}: the CPI wrote no JSON response: ${run.stdout}\n${run.stderr}`);
+    return {
+      ms: run.ms,
+      result: response.result,
+      error: response.error,
+      log: response.log,
+      stderr: run.stderr,
+    };
   }
 
   callSync<T = unknown>(method: string, args: unknown[]): CpiResult<T> {
@@ -100,47 +100,17 @@ export class CpiRunner {
   }
 
   private callSyncOnce<T>(method: string, args: unknown[]): CpiResult<T> {
-    const input = this.request(method, args);
-    const started = performance.now();
-    const child = spawnSync(this.bin, this.argv, {
-      input,
+    const run = runProcessSync([this.bin, this.configPath], this.request(method, args), {
       env: this.env(method),
-      maxBuffer: 64 << 20,
     });
-    const ms = performance.now() - started;
-    return this.parse<T>(method, child.stdout.toString('utf8'), child.stderr.toString('utf8'), ms);
+    return this.parse<T>(method, run);
   }
 
-  private callOnce<T>(method: string, args: unknown[]): Promise<CpiResult<T>> {
-    const input = this.request(method, args);
-    return new Promise((resolve, reject) => {
-      const started = performance.now();
-      const child = spawn(this.bin, this.argv, {
-        env: this.env(method),
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      child.stdout.on('data', (c: Buffer) => out.push(c));
-      child.stderr.on('data', (c: Buffer) => err.push(c));
-      child.on('error', reject);
-      child.stdin.end(input);
-      child.on('close', () => {
-        const ms = performance.now() - started;
-        try {
-          resolve(
-            this.parse<T>(
-              method,
-              Buffer.concat(out).toString('utf8'),
-              Buffer.concat(err).toString('utf8'),
-              ms,
-            ),
-          );
-        } catch (e) {
-          reject(e);
-        }
-      });
+  private async callOnce<T>(method: string, args: unknown[]): Promise<CpiResult<T>> {
+    const run = await runProcess([this.bin, this.configPath], this.request(method, args), {
+      env: this.env(method),
     });
+    return this.parse<T>(method, run);
   }
 }
 

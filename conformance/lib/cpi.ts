@@ -1,5 +1,12 @@
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import {
+  type CpiErrorBody,
+  type CpiResponse,
+  cpiRequest,
+  type ProcessRun,
+  runProcess,
+} from './cpi-process.ts';
+
+export type { CpiErrorBody, CpiResponse };
 
 /** The error types the Director and the CLI know (protocol.md §2.1); any other type fails a Director task. */
 export const KNOWN_ERROR_TYPES = new Set([
@@ -15,26 +22,8 @@ export const KNOWN_ERROR_TYPES = new Set([
   'Bosh::Clouds::NoDiskSpace',
 ]);
 
-export interface CpiErrorBody {
-  type: string;
-  message: string;
-  ok_to_retry: boolean;
-}
-
-export interface CpiResponse {
-  result: unknown;
-  error: CpiErrorBody | null;
-  log: string;
-}
-
-export interface CpiRun {
+export interface CpiRun extends Omit<ProcessRun, 'timedOut'> {
   label: string;
-  exitCode: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-  killed: boolean;
   /** The parsed response when stdout held one well-formed response. */
   response?: CpiResponse;
   /** Every way the output broke the framing contract (protocol.md §1.3, §1.4); empty when fine. */
@@ -158,75 +147,40 @@ export class Cpi {
     return (this.shared ?? this).runs;
   }
 
-  raw(input: string | Buffer, opts: RunOptions = {}): Promise<CpiRun> {
-    return new Promise((resolve, reject) => {
-      const started = performance.now();
-      // exec: the CPI's process is the group leader, so a kill reaches it and everything it forked.
-      const child = spawn('/bin/sh', ['-c', `exec ${this.command} "$@"`, 'cpi', this.configPath], {
-        stdio: ['pipe', 'pipe', 'pipe'],
-        detached: true,
+  async raw(input: string | Buffer, opts: RunOptions = {}): Promise<CpiRun> {
+    const timeoutMs = opts.timeoutMs ?? 300_000;
+    // exec: the CPI's process is the group leader, so a kill reaches it and everything it forked.
+    const p = await runProcess(
+      ['/bin/sh', '-c', `exec ${this.command} "$@"`, 'cpi', this.configPath],
+      input,
+      {
         env: { ...process.env, ...(opts.env ?? {}) },
-      });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      let killed = false;
-      const killGroup = () => {
-        killed = true;
-        try {
-          if (child.pid) process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      };
-      const timers: NodeJS.Timeout[] = [];
-      if (opts.killAfterMs !== undefined) timers.push(setTimeout(killGroup, opts.killAfterMs));
-      let timedOut = false;
-      timers.push(
-        setTimeout(() => {
-          timedOut = true;
-          killGroup();
-        }, opts.timeoutMs ?? 300_000),
-      );
-      child.stdout.on('data', (c: Buffer) => out.push(c));
-      child.stderr.on('data', (c: Buffer) => err.push(c));
-      child.on('error', reject);
-      child.stdin.on('error', () => {});
-      child.stdin.end(input);
-      child.on('close', (code, signal) => {
-        for (const t of timers) clearTimeout(t);
-        const stdout = Buffer.concat(out).toString('utf8');
-        const { problems, response } = framingProblems(stdout, code);
-        const run: CpiRun = {
-          label: opts.label ?? '(raw input)',
-          exitCode: code,
-          signal,
-          stdout,
-          stderr: Buffer.concat(err).toString('utf8'),
-          ms: performance.now() - started,
-          killed: killed && !timedOut,
-          ...(problems.length === 0 && response ? { response } : {}),
-          framing: timedOut
-            ? [`no response within ${(opts.timeoutMs ?? 300_000) / 1000} s (hung)`, ...problems]
-            : problems,
-        };
-        this.record(run);
-        resolve(run);
-      });
-    });
+        ...(opts.killAfterMs !== undefined ? { killAfterMs: opts.killAfterMs } : {}),
+        timeoutMs,
+      },
+    );
+    const { problems, response } = framingProblems(p.stdout, p.exitCode);
+    const run: CpiRun = {
+      label: opts.label ?? '(raw input)',
+      exitCode: p.exitCode,
+      signal: p.signal,
+      stdout: p.stdout,
+      stderr: p.stderr,
+      ms: p.ms,
+      killed: p.killed,
+      ...(problems.length === 0 && response ? { response } : {}),
+      framing: p.timedOut ? [`no response within ${timeoutMs / 1000} s (hung)`, ...problems] : problems,
+    };
+    this.record(run);
+    return run;
   }
 
   requestText(method: string, args: unknown[], opts: RequestOptions = {}): string {
-    const apiVersion = opts.apiVersion === undefined ? this.apiVersion : opts.apiVersion;
-    return JSON.stringify({
-      method,
-      arguments: args,
-      context: {
-        director_uuid: this.directorUuid,
-        request_id: `cpi-${randomBytes(3).readUIntBE(0, 3)}`,
-        ...(opts.context ?? {}),
-      },
-      ...(apiVersion === null ? {} : { api_version: apiVersion }),
-      ...(opts.extra ?? {}),
+    return cpiRequest(method, args, {
+      directorUuid: this.directorUuid,
+      apiVersion: opts.apiVersion === undefined ? this.apiVersion : opts.apiVersion,
+      ...(opts.context ? { context: opts.context } : {}),
+      ...(opts.extra ? { extra: opts.extra } : {}),
     });
   }
 

@@ -287,7 +287,9 @@ export async function setUp(opts: Options, reporter: Reporter): Promise<Suite> {
   reporter.log(`director_uuid: ${directorUuid}; mode: ${full ? 'full' : 'default (CI-sized)'}`);
 
   cpi.apiVersion = await negotiateApiVersion(cpi);
-  reporter.log(`api_version: ${cpi.apiVersion} (the lower of the suite's ${SUITE_MAX_API_VERSION} and info's)`);
+  reporter.log(
+    `api_version: ${cpi.apiVersion} (the lower of the suite's ${SUITE_MAX_API_VERSION} and info's)`,
+  );
   const stemcellCid = await cpi.call<string>('create_stemcell', [
     stemcellImage,
     {},

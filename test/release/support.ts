@@ -1,4 +1,4 @@
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   copyFileSync,
@@ -12,6 +12,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
+import { parseResponse, runProcess } from '../../conformance/lib/cpi-process.ts';
 import { RELEASE_DIR } from '../../scripts/release.ts';
 
 export const JOB = 'docker_cpi';
@@ -166,27 +167,12 @@ export interface WrapperRun {
 }
 
 /** Runs a job's bin/cpi with one request on stdin and exactly the environment given. */
-export function runWrapper(
+export async function runWrapper(
   wrapper: string,
   request: object,
   env: Record<string, string>,
 ): Promise<WrapperRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(wrapper, [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', reject);
-    child.stdin.on('error', () => {});
-    child.stdin.end(JSON.stringify(request));
-    child.on('close', (code) => {
-      const stdout = Buffer.concat(out).toString('utf8');
-      let response: WrapperRun['response'];
-      try {
-        response = JSON.parse(stdout);
-      } catch {}
-      resolve({ code, stdout, stderr: Buffer.concat(err).toString('utf8'), response });
-    });
-  });
+  const run = await runProcess([wrapper], JSON.stringify(request), { env });
+  const response = parseResponse(run.stdout);
+  return { code: run.exitCode, stdout: run.stdout, stderr: run.stderr, ...(response ? { response } : {}) };
 }

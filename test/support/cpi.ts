@@ -1,8 +1,13 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import {
+  type CpiResponse,
+  cpiRequest,
+  parseResponse,
+  runProcess,
+} from '../../conformance/lib/cpi-process.ts';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const CPI_BIN = join(REPO, 'bin/cpi');
@@ -11,52 +16,23 @@ export interface CpiRun {
   exitCode: number | null;
   stdout: string;
   stderr: string;
-  response: {
-    result: unknown;
-    error: null | { type: string; message: string; ok_to_retry: boolean };
-    log: string;
-  };
+  response: CpiResponse;
   ms: number;
 }
 
 /** Runs the real bin/cpi as BOSH does: one request on stdin, one response on stdout. */
-export function runCpi(
+export async function runCpi(
   configPath: string,
   input: string | Buffer,
   opts: { argv?: string[]; user?: string } = {},
 ): Promise<CpiRun> {
   const args = opts.argv ?? [configPath];
-  const [cmd, cmdArgs] = opts.user ? ['runuser', ['-u', opts.user, '--', CPI_BIN, ...args]] : [CPI_BIN, args];
-  return new Promise((resolvePromise, reject) => {
-    const started = performance.now();
-    const child = spawn(cmd as string, cmdArgs as string[], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', reject);
-    child.stdin.on('error', () => {});
-    child.stdin.end(input);
-    child.on('close', (code) => {
-      const stdout = Buffer.concat(out).toString('utf8');
-      let response: CpiRun['response'];
-      try {
-        response = JSON.parse(stdout);
-      } catch {
-        reject(
-          new Error(`CPI wrote no JSON response (exit ${code}): ${stdout}\n${Buffer.concat(err).toString()}`),
-        );
-        return;
-      }
-      resolvePromise({
-        exitCode: code,
-        stdout,
-        stderr: Buffer.concat(err).toString('utf8'),
-        response,
-        ms: performance.now() - started,
-      });
-    });
-  });
+  const argv = opts.user ? ['runuser', '-u', opts.user, '--', CPI_BIN, ...args] : [CPI_BIN, ...args];
+  const run = await runProcess(argv, input);
+  const response = parseResponse(run.stdout);
+  if (!response)
+    throw new Error(`CPI wrote no JSON response (exit ${run.exitCode}): ${run.stdout}\n${run.stderr}`);
+  return { exitCode: run.exitCode, stdout: run.stdout, stderr: run.stderr, response, ms: run.ms };
 }
 
 export function request(
@@ -65,16 +41,7 @@ export function request(
   apiVersion?: number,
   context: Record<string, unknown> = {},
 ) {
-  return JSON.stringify({
-    method,
-    arguments: args,
-    context: {
-      director_uuid: 'test-director',
-      request_id: `cpi-${Math.floor(Math.random() * 1e6)}`,
-      ...context,
-    },
-    ...(apiVersion !== undefined ? { api_version: apiVersion } : {}),
-  });
+  return cpiRequest(method, args, { directorUuid: 'test-director', apiVersion: apiVersion ?? null, context });
 }
 
 export function writeConfig(properties: Record<string, unknown>, plugin = 'docker'): string {
