@@ -13,6 +13,7 @@ import { finishFraming, runContract } from './checks/contract.ts';
 import { runDataSafety } from './checks/data-safety.ts';
 import { runEngineRestart } from './checks/engine-restart.ts';
 import { runFaults } from './checks/faults.ts';
+import { runHostEscape } from './checks/host-escape.ts';
 import { runSecrets } from './checks/secrets.ts';
 import { parseArgs, type Suite, setUp, tearDown } from './lib/env.ts';
 import { Reporter } from './lib/report.ts';
@@ -24,6 +25,7 @@ const PHASES: Array<[string, (suite: Suite) => Promise<void>]> = [
   ['concurrency', runConcurrency],
   ['faults', runFaults],
   ['engine restart', runEngineRestart],
+  ['host escape', runHostEscape],
 ];
 
 async function main(): Promise<number> {

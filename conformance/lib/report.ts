@@ -9,6 +9,7 @@ export const CATEGORIES = [
   'concurrency',
   'data safety',
   'secrets',
+  'host escape',
 ] as const;
 export type Category = (typeof CATEGORIES)[number];
 
