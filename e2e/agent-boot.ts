@@ -254,7 +254,7 @@ async function main(): Promise<number> {
           }
           if (opts.nested) {
             const inner = [
-              'grep -e "^0::" -e ":memory:" /proc/self/cgroup | tail -1',
+              '{ grep ":memory:" /proc/self/cgroup || grep "^0::" /proc/self/cgroup; }',
               'cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null',
               ALLOCATE(16 * MIB),
               ALLOCATE(200 * MIB),

@@ -65,8 +65,11 @@ function openssl(dir: string, ...args: string[]): void {
   execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
-/** A CA, a server certificate for 127.0.0.1 and a client certificate, all EC P-256, valid one day. */
-function makeCertificates(dir: string): void {
+/**
+ * A CA, a server certificate for `serverIp` and a client certificate, all EC P-256, valid one day:
+ * ca.pem, server.pem, server-key.pem, cert.pem, key.pem (and other-ca.pem, a CA nobody trusts).
+ */
+export function makeCertificates(dir: string, serverIp = '127.0.0.1'): void {
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   openssl(
     dir,
@@ -82,8 +85,8 @@ function makeCertificates(dir: string): void {
     '-subj',
     '/CN=cpi-test-ca',
   );
-  openssl(dir, 'req', ...ec, '-keyout', 'server-key.pem', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
-  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  openssl(dir, 'req', ...ec, '-keyout', 'server-key.pem', '-out', 'server.csr', '-subj', `/CN=${serverIp}`);
+  writeFileSync(join(dir, 'server.ext'), `subjectAltName=IP:${serverIp}\nextendedKeyUsage=serverAuth\n`);
   openssl(
     dir,
     'x509',
