@@ -60,7 +60,20 @@ function openssl(dir: string, ...args: string[]): void {
 /** The agent's mbus certificate (server side of the HTTPS mbus) and its CA. */
 function mbusCertificates(dir: string): { ca: string; certificate: string; private_key: string } {
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  openssl(dir, 'req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=e2e-ca');
+  openssl(
+    dir,
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=e2e-ca',
+  );
   openssl(dir, 'req', ...ec, '-keyout', 'agent.key', '-out', 'agent.csr', '-subj', '/CN=agent');
   writeFileSync(join(dir, 'agent.ext'), 'subjectAltName=DNS:agent\nextendedKeyUsage=serverAuth,clientAuth\n');
   openssl(
@@ -152,7 +165,10 @@ async function main(): Promise<number> {
       ]
     : ['-H', opts.dockerHost];
   const docker = (...a: string[]) =>
-    execFileSync('docker', [...cliArgs, ...a], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+    execFileSync('docker', [...cliArgs, ...a], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }).trim();
   const exec = (c: string, script: string, input = '') => {
     const r = spawnSync('docker', [...cliArgs, 'exec', '-i', c, '/bin/sh', '-c', script], {
       input,
@@ -182,7 +198,11 @@ async function main(): Promise<number> {
   });
   const cpi = new Cpi(configPath, 2);
   cpi.context = { director_uuid: director };
-  const engine = docker('info', '--format', 'cgroup v{{.CgroupVersion}} ({{.CgroupDriver}}), {{.ServerVersion}}');
+  const engine = docker(
+    'info',
+    '--format',
+    'cgroup v{{.CgroupVersion}} ({{.CgroupDriver}}), {{.ServerVersion}}',
+  );
   let passed = 0;
   let failed = 0;
   const check = (ok: boolean, what: string) => {
@@ -211,13 +231,17 @@ async function main(): Promise<number> {
       const name = props.name ?? tgz;
       let t0 = performance.now();
       const stemcell = await cpi.call<string>('create_stemcell', [join(dir, 'image'), props]);
-      console.log(`${name}: create_stemcell ${((performance.now() - t0) / 1000).toFixed(1)} s (init ${props.init ?? 'runit'})`);
+      console.log(
+        `${name}: create_stemcell ${((performance.now() - t0) / 1000).toFixed(1)} s (init ${props.init ?? 'runit'})`,
+      );
       for (let run = 1; run <= opts.runs; run++) {
         const port = await freePort();
         const env = {
           bosh: {
             mbus: { cert },
-            blobstores: [{ provider: 'local', options: { blobstore_path: '/var/vcap/micro_bosh/data/cache' } }],
+            blobstores: [
+              { provider: 'local', options: { blobstore_path: '/var/vcap/micro_bosh/data/cache' } },
+            ],
           },
         };
         const cloudProps = {
@@ -225,9 +249,18 @@ async function main(): Promise<number> {
           ports: [`${port}:6868/tcp`],
           ...(opts.nested ? { binds: ['/usr/sbin/runc:/usr/sbin/runc:ro'] } : {}),
         };
-        const networks = { default: { type: 'dynamic', dns: [], default: ['dns', 'gateway'], cloud_properties: {} } };
+        const networks = {
+          default: { type: 'dynamic', dns: [], default: ['dns', 'gateway'], cloud_properties: {} },
+        };
         t0 = performance.now();
-        const [vm] = await cpi.call<[string]>('create_vm', [`agent-${run}`, stemcell, cloudProps, networks, [], env]);
+        const [vm] = await cpi.call<[string]>('create_vm', [
+          `agent-${run}`,
+          stemcell,
+          cloudProps,
+          networks,
+          [],
+          env,
+        ]);
         const created = performance.now() - t0;
         let pong = false;
         while (!pong && performance.now() - t0 < 300_000) {
@@ -243,14 +276,26 @@ async function main(): Promise<number> {
         if (!pong) console.log(exec(c, 'tail -20 /var/vcap/bosh/log/current').out);
         if (run === 1) {
           check(exec(c, ALLOCATE(256 * MIB)).out === 'exit=0', `${name}: 256 MiB fit in the 1024 MiB VM`);
-          check(exec(c, ALLOCATE(1500 * MIB)).out === 'exit=137', `${name}: 1500 MiB killed in the 1024 MiB VM (ram from outside)`);
+          check(
+            exec(c, ALLOCATE(1500 * MIB)).out === 'exit=137',
+            `${name}: 1500 MiB killed in the 1024 MiB VM (ram from outside)`,
+          );
           if (props.init === 'systemd') {
             const state = exec(c, 'systemctl is-system-running; systemctl --failed --no-legend --plain');
-            check(/^running/.test(state.out), `${name}: systemd is running (${state.out.replace(/\n/g, '; ')})`);
+            check(
+              /^running/.test(state.out),
+              `${name}: systemd is running (${state.out.replace(/\n/g, '; ')})`,
+            );
             const gettys = exec(c, 'ps -eo comm | grep -c getty').out;
             check(gettys === '0', `${name}: no getty processes (${gettys})`);
-            const services = exec(c, 'systemctl is-active bosh-agent monit monit-proxy').out.replace(/\n/g, ' ');
-            check(services === 'active active active', `${name}: agent, monit, monit-proxy active (${services})`);
+            const services = exec(c, 'systemctl is-active bosh-agent monit monit-proxy').out.replace(
+              /\n/g,
+              ' ',
+            );
+            check(
+              services === 'active active active',
+              `${name}: agent, monit, monit-proxy active (${services})`,
+            );
           }
           if (opts.nested) {
             const inner = [
@@ -298,7 +343,10 @@ async function main(): Promise<number> {
           '{{index .Actor.Attributes "exitCode"}}',
         );
         const stoppedCleanly = props.init !== 'systemd' || (exit === '0' && deleted < 10_000);
-        check(stoppedCleanly, `${name} run ${run}: delete_vm ${(deleted / 1000).toFixed(1)} s, container exit code ${exit || '?'}`);
+        check(
+          stoppedCleanly,
+          `${name} run ${run}: delete_vm ${(deleted / 1000).toFixed(1)} s, container exit code ${exit || '?'}`,
+        );
       }
       await cpi.call('delete_stemcell', [stemcell]);
     }
