@@ -220,6 +220,103 @@ describe('Docker backend: persistent disks', () => {
     await Promise.all(disks.map((d) => fx.cpi.call('delete_disk', [d])));
   });
 
+  test("detach after the agent's unmount_disk removes its leftover bind mount, never one in use; mounts never stack", async () => {
+    const [vm] = await fx.cpi.call<[string]>('create_vm', [
+      'agent-d4',
+      fx.stemcell,
+      {},
+      fx.manual(33),
+      [],
+      {},
+    ]);
+    const c = containerOf(vm);
+    const disk = await fx.cpi.call<string>('create_disk', [64, {}, vm]);
+    const h = hint(disk);
+    // What the VM and the host have mounted, read independently of the CPI. dev0: the disk's device
+    // in the VM, for when the hint path no longer shows it.
+    let dev0 = '';
+    const vmMounts = () =>
+      inVm(c, 'cat /proc/self/mountinfo')
+        .split('\n')
+        .map((line) => line.split(' '))
+        .map((f) => ({ dev: f[2], at: f[4] }));
+    const expectMounts = (when: string, inVmAt: string[]) => {
+      const mounts = vmMounts();
+      assert.equal(
+        mounts.filter((m) => m.at === '/warden-cpi-dev').length,
+        1,
+        `${when}: /warden-cpi-dev once in the VM`,
+      );
+      const dev = mounts.find((m) => m.at === h)?.dev ?? dev0;
+      assert.deepEqual(
+        mounts
+          .filter((m) => m.dev === dev)
+          .map((m) => m.at)
+          .sort(),
+        [...inVmAt].sort(),
+        `${when}: the disk's mounts in the VM`,
+      );
+      const onHost = hostMounts()
+        .split('\n')
+        .filter((l) => l.includes(disk)).length;
+      assert.equal(onHost, inVmAt.length > 0 ? 1 : 0, `${when}: the disk's mounts on the host`);
+    };
+
+    await fx.cpi.call('attach_disk', [vm, disk]);
+    dev0 = vmMounts().find((m) => m.at === h)?.dev ?? '';
+    assert.notEqual(dev0, '');
+    expectMounts('after attach', [h]);
+    // The agent's mount_disk with BindMountPersistentDisk, then a job writing its data.
+    inVm(c, `mount --bind ${h} /var/vcap/store`);
+    inVm(c, 'dd if=/dev/urandom of=/var/vcap/store/data bs=1M count=4 2>/dev/null; sync');
+    const sum = md5(c, '/var/vcap/store/data');
+    // Settings writes (archive requests) while the disk is mounted must not stack mounts in the VM.
+    await fx.cpi.call('set_vm_metadata', [vm, { deployment: 'd', job: 'j', index: '0' }]);
+    await fx.cpi.call('set_vm_metadata', [vm, { deployment: 'd', job: 'j', index: '1' }]);
+    expectMounts('after mount_disk and settings writes', [h, '/var/vcap/store']);
+
+    // The agent's unmount_disk: `umount <hint>`, which leaves /var/vcap/store bound to the disk.
+    inVm(c, `umount ${h}`);
+    expectMounts('after unmount_disk', ['/var/vcap/store']);
+
+    // A process still in /var/vcap/store: detach refuses (retryable) and the disk stays whole.
+    docker(
+      'exec',
+      '-d',
+      c,
+      '/bin/sh',
+      '-c',
+      'cd /var/vcap/store && echo $$ > /tmp/holder.pid && exec sleep 600',
+    );
+    for (let i = 0; i < 50 && dockerTry('exec', c, 'test', '-s', '/tmp/holder.pid').code !== 0; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    const busy = await fx.cpi.run('detach_disk', [vm, disk]);
+    assert.equal(busy.response.error?.type, 'Bosh::Clouds::CloudError');
+    assert.equal(busy.response.error?.ok_to_retry, true);
+    assert.match(busy.response.error?.message ?? '', /\/var\/vcap\/store/);
+    assert.deepEqual(await fx.cpi.call('get_disks', [vm]), [disk]);
+    expectMounts('after the refused detach', ['/var/vcap/store']);
+    assert.equal(md5(c, '/var/vcap/store/data'), sum);
+    inVm(c, 'kill $(cat /tmp/holder.pid)');
+
+    await fx.cpi.call('detach_disk', [vm, disk]);
+    expectMounts('after detach', []);
+    assert.deepEqual(await fx.cpi.call('get_disks', [vm]), []);
+    assert.doesNotMatch(execFileSync('losetup', ['-a'], { encoding: 'utf8' }), new RegExp(disk));
+
+    // The same disk again on the same VM: the agent's mount_disk works and the data is there.
+    await fx.cpi.call('attach_disk', [vm, disk]);
+    dev0 = vmMounts().find((m) => m.at === h)?.dev ?? '';
+    expectMounts('after attaching again', [h]);
+    inVm(c, `mount --bind ${h} /var/vcap/store`);
+    assert.equal(md5(c, '/var/vcap/store/data'), sum);
+    inVm(c, `umount ${h}`);
+    await fx.cpi.call('detach_disk', [vm, disk]);
+    expectMounts('after the second detach', []);
+    await fx.cpi.call('delete_vm', [vm]);
+    await fx.cpi.call('delete_disk', [disk]);
+  });
+
   test('a full lifecycle leaves no containers, volumes, networks, mounts or loop devices behind', async () => {
     await fx.cpi.call('delete_vm', [vm1]);
     await fx.cpi.call('delete_vm', [vm2]);

@@ -9,6 +9,7 @@ import {
   vmNotFound,
 } from '../../rpc/errors.ts';
 import type { DockerContext } from './context.ts';
+import { execInContainer } from './engine/exec.ts';
 import type { HostResult } from './helper.ts';
 import { isId, newId, parseId } from './ids.ts';
 import { diskHint, readSettings, syncPersistentDisks } from './settings-file.ts';
@@ -145,11 +146,18 @@ async function syncSettings(
   ctx.logger.warn(`The disks of VM ${vmCid} kept changing while its settings were written`);
 }
 
+/** The PID of the container's init on the host, 0 while it is not running. */
+async function containerPid(ctx: DockerContext, containerId: string): Promise<number> {
+  const inspected = await ctx.containers.inspect(containerId);
+  return inspected?.State.Running ? inspected.State.Pid : 0;
+}
+
 export async function attachDisk(ctx: DockerContext, vmCid: VmCid, diskCid: DiskCid): Promise<DiskHint> {
   const vm = await requireVm(ctx, vmCid);
   requireDiskId(diskCid);
   const settings = prefetchSettings(ctx, vm.Id);
-  let res = await ctx.host.run('attach-disk', [vmCid, diskCid]);
+  const pid = await containerPid(ctx, vm.Id);
+  let res = await ctx.host.run('attach-disk', [vmCid, diskCid, pid]);
   if (res.outcome === 'inUseElsewhere') {
     const holder = holderOf(res);
     if (!holder) fail(res, `Disk '${diskCid}' is in use`);
@@ -158,7 +166,7 @@ export async function attachDisk(ctx: DockerContext, vmCid: VmCid, diskCid: Disk
         `Disk '${diskCid}' is attached to VM '${holder}'; detach it there before attaching it to '${vmCid}'`,
       );
     await releaseStale(ctx, holder, diskCid);
-    res = await ctx.host.run('attach-disk', [vmCid, diskCid]);
+    res = await ctx.host.run('attach-disk', [vmCid, diskCid, pid]);
   }
   if (res.outcome === 'notFound') throw diskNotFound(diskCid);
   if (res.outcome !== 'done') fail(res, `Attaching disk '${diskCid}' to VM '${vmCid}' failed`);
@@ -187,9 +195,19 @@ export async function detachDisk(ctx: DockerContext, vmCid: VmCid, diskCid: Disk
     mounted.filter((d) => d !== diskCid),
     settings,
   );
-  const inspected = await ctx.containers.inspect(vm.Id);
-  const pid = inspected?.State.Running ? inspected.State.Pid : 0;
-  const res = await ctx.host.run('detach-disk', [vmCid, diskCid, pid, DETACH_BUSY_WAIT_S]);
+  const pid = await containerPid(ctx, vm.Id);
+  const detach = () => ctx.host.run('detach-disk', [vmCid, diskCid, pid, DETACH_BUSY_WAIT_S]);
+  let res = await detach();
+  let busy = '';
+  // The agent's unmount_disk unmounts the hint path only, which leaves its bind mount of the disk
+  // (/var/vcap/store) in the VM: those go first, inside the VM, where a process still using one
+  // makes the unmount fail. Nested or repeated mounts of one path can take more than one round.
+  for (let round = 0; res.outcome === 'leftInVm' && !busy; round++) {
+    const leftovers = res.lines.filter(([k]) => k === 'leftover').map(([, path]) => unescapeMountPath(path));
+    busy = round < 3 ? await unmountInVm(ctx, vm.Id, leftovers) : 'its mounts inside the VM keep coming back';
+    if (!busy) res = await detach();
+  }
+  if (res.outcome === 'busy') busy = res.stderr;
   if (res.outcome !== 'done') {
     // Not detached (busy, not attached, ...): the settings go back to what is really mounted,
     // which also clears an entry left by an earlier detach that was killed after its unmount.
@@ -197,11 +215,43 @@ export async function detachDisk(ctx: DockerContext, vmCid: VmCid, diskCid: Disk
   }
   if (res.outcome === 'notFound') throw diskNotFound(diskCid);
   if (res.outcome === 'notAttached') throw diskNotAttached(vmCid, diskCid);
-  if (res.outcome === 'busy')
-    throw cloudError(`Disk '${diskCid}' cannot be detached from VM '${vmCid}': ${res.stderr}`, true);
+  if (busy) throw cloudError(`Disk '${diskCid}' cannot be detached from VM '${vmCid}': ${busy}`, true);
   if (res.outcome !== 'done') fail(res, `Detaching disk '${diskCid}' from VM '${vmCid}' failed`);
   await syncSettings(ctx, vm.Id, vmCid, disksOf(res));
   ctx.logger.info(`Detached disk ${diskCid} from VM ${vmCid}`);
+}
+
+/** Mount points in /proc/<pid>/mountinfo escape space, tab, newline and backslash as octal. */
+const unescapeMountPath = (path: string) =>
+  path.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(Number.parseInt(octal, 8)));
+
+/**
+ * Unmounts mounts of a disk that the agent left in the VM, deepest first, with the VM's own umount
+ * (as the agent does), never lazily: a mount a process still uses stays, and the answer says so.
+ * Returns '' when all are gone, else why not.
+ */
+async function unmountInVm(ctx: DockerContext, containerId: string, paths: string[]): Promise<string> {
+  const script = `w=$1; shift
+for p in "$@"; do
+  n=0
+  until out=$(umount "$p" 2>&1); do
+    n=$((n + 1))
+    [ "$n" -gt "$w" ] && { echo "still mounted inside the VM at $p, in use: $out" >&2; exit 1; }
+    sleep 1
+  done
+done`;
+  const deepestFirst = [...paths].sort((a, b) => b.length - a.length);
+  ctx.logger.info(`Unmounting what the agent left mounted in the VM: ${deepestFirst.join(', ')}`);
+  const res = await execInContainer(
+    ctx.docker,
+    containerId,
+    ['/bin/sh', '-c', script, 'sh', String(DETACH_BUSY_WAIT_S), ...deepestFirst],
+    'Unmounting the disk inside the VM',
+  );
+  if (res.exitCode === 0) return '';
+  return (
+    res.stderr.trim() || `unmounting ${deepestFirst.join(', ')} inside the VM exited with ${res.exitCode}`
+  );
 }
 
 export async function getDisks(ctx: DockerContext, vmCid: VmCid): Promise<DiskCid[]> {

@@ -13,6 +13,8 @@ export const HOST_EXIT_CODES = {
   busy: 6,
   smallerSize: 7,
   noSpace: 8,
+  /** Released by the VM's agent but still mounted elsewhere in the VM (`leftover <mount point>` lines). */
+  leftInVm: 9,
 } as const;
 
 export type HostOutcomeName = keyof typeof HOST_EXIT_CODES;
@@ -63,10 +65,10 @@ export const HOST_OPERATIONS = {
   'has-disk': operation([diskCid()], ['notFound']),
   'delete-disk': operation([diskCid()], ['notFound', 'inUseElsewhere', 'busy']),
   'set-disk-metadata': operation([diskCid(), json('meta')], ['notFound']),
-  'attach-disk': operation([vmCid(), diskCid()], ['notFound', 'inUseElsewhere', 'busy']),
+  'attach-disk': operation([vmCid(), diskCid(), whole('pid')], ['notFound', 'inUseElsewhere', 'busy']),
   'detach-disk': operation(
     [vmCid(), diskCid(), whole('pid'), whole('wait_s')],
-    ['notFound', 'notAttached', 'busy'],
+    ['notFound', 'notAttached', 'busy', 'leftInVm'],
   ),
   'release-disk': operation([vmCid(), diskCid()], []),
   'list-disks': operation([vmCid()], []),
@@ -78,6 +80,7 @@ export const HOST_OPERATIONS = {
     [diskCid(), whole('size')],
     ['notFound', 'inUseElsewhere', 'busy', 'smallerSize', 'noSpace'],
   ),
+  'isolate-vm-root': operation([whole('pid')], []),
   'set-default-route': operation([whole('pid'), text('gateway')], []),
 } as const;
 

@@ -30,6 +30,7 @@ const SHELL_NAMES: Record<HostOutcomeName, string> = {
   busy: 'E_BUSY',
   smallerSize: 'E_SMALLER_SIZE',
   noSpace: 'E_NO_SPACE',
+  leftInVm: 'E_LEFT_IN_VM',
 };
 
 const PREAMBLE = `
@@ -60,6 +61,24 @@ loops_gone() { # <image>
     sleep 0.1
   done
   return 0
+}
+
+# Docker 20.10 bind-mounts a container's volumes under its root filesystem on the host for every
+# archive request (the settings file, docker cp). Where the host's / is shared, the container's root
+# is a slave of that mount, so those binds propagate into the running container, and they stay there
+# when the volume has submounts (moby#43390): every settings write stacked one more /warden-cpi-dev,
+# with a copy of each disk, inside the VM. Later engines make the container's root filesystem private
+# on the host; so does this, once the container runs. Only a mount of the container's own root
+# filesystem (a device no other host mount has) is changed, never a directory shared with the host.
+isolate_vm_root() { # <container pid or 0>
+  [ "$1" != 0 ] && [ -r "/proc/$1/mountinfo" ] || return 0
+  root=$(awk '$5 == "/" { for (i = 7; $i != "-"; i++) if ($i ~ /^master:/) { print $3, substr($i, 8); exit } }' "/proc/$1/mountinfo" 2>/dev/null) || return 0
+  [ -n "$root" ] || return 0
+  rootfs=$(awk -v dev="\${root% *}" -v group="shared:\${root#* }" '
+    $3 == dev { n++; for (i = 7; $i != "-"; i++) if ($i == group) at = $5 }
+    END { if (n == 1 && at != "") print at }' /proc/self/mountinfo) || return 0
+  [ -n "$rootfs" ] || return 0
+  mount --make-private "$rootfs" || echo "cannot make $rootfs private; archive requests may stack mounts in the VM" >&2
 }
 
 # Prints "disk <cid>" for every disk mounted for a VM.
@@ -147,6 +166,7 @@ const BODIES: Record<HostOperationName, string> = {
   setup
   img="$D/disks/$cid/disk.img"
   [ -f "$img" ] || exit "$E_NOT_FOUND"
+  isolate_vm_root "$pid"
   lock_disk "$cid"
   mp="$D/mounts/$vm/$cid"
   if ! mountpoint -q "$mp" 2>/dev/null; then
@@ -160,23 +180,32 @@ const BODIES: Record<HostOperationName, string> = {
 `,
   'detach-disk': `
   # pid: the container's (0 when it is not running); wait_s: how long to wait while the VM still uses the disk.
-  mp="$D/mounts/$vm/$cid"
+  mp="$D/mounts/$vm/$cid"; hint="/warden-cpi-dev/$cid"
   [ -f "$D/disks/$cid/disk.img" ] || exit "$E_NOT_FOUND"
+  isolate_vm_root "$pid"
   lock_disk "$cid"
   mountpoint -q "$mp" 2>/dev/null || exit "$E_NOT_ATTACHED"
   dev=$(findmnt -n -o MAJ:MIN --mountpoint "$mp" | tr -d ' ')
   loopdev=$(findmnt -n -o SOURCE --mountpoint "$mp" | tr -d ' ')
   tries=0
   while :; do
-    users=""
+    users=""; in_vm=""
     if [ "$pid" != 0 ] && [ -r "/proc/$pid/mountinfo" ]; then
-      users=$(awk -v dev="$dev" -v own="/warden-cpi-dev/$cid" '$3 == dev && $5 != own { printf "%s ", $5 }' "/proc/$pid/mountinfo")
+      users=$(awk -v dev="$dev" -v own="$hint" '$3 == dev && $5 != own { printf "%s ", $5 }' "/proc/$pid/mountinfo")
+      # What the VM sees at the hint path: the disk, until the agent's unmount_disk removes it there.
+      [ "$(stat -c %d:%i "/proc/$pid/root$hint" 2>/dev/null)" = "$(stat -c %d:%i "$mp")" ] && in_vm=1
     fi
     if [ -z "$users" ] && umount "$mp" 2>/dev/null; then break; fi
+    if [ -n "$users" ] && [ -z "$in_vm" ]; then
+      # The agent unmounted the hint path, which leaves its bind mounts of the disk (/var/vcap/store):
+      # the CPI unmounts those inside the VM, then detaches.
+      for u in $users; do echo "leftover $u"; done
+      exit "$E_LEFT_IN_VM"
+    fi
     tries=$((tries + 1))
     if [ "$tries" -gt "$wait_s" ]; then
-      [ -n "$users" ] && die "$E_BUSY" "still mounted inside the VM at: $users"
-      die "$E_BUSY" "the filesystem is busy (processes in the VM still use /warden-cpi-dev/$cid)"
+      [ -n "$users" ] && die "$E_BUSY" "still mounted inside the VM at: $users(the agent has not unmounted $hint)"
+      die "$E_BUSY" "the filesystem is busy (processes in the VM still use $hint)"
     fi
     sleep 1
   done
@@ -271,6 +300,10 @@ const BODIES: Record<HostOperationName, string> = {
   mv "$work" "$img"
   trap - EXIT
   echo "size $(stat -c %s "$img")"
+`,
+  'isolate-vm-root': `
+  # After the container (re)started: see isolate_vm_root.
+  isolate_vm_root "$pid"
 `,
   'set-default-route': `
   # The engine picks the default route by network name; this sets the one the manifest asks for.

@@ -205,6 +205,9 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
     // Settings go in before the container's init starts, so the agent finds them on its first try.
     await writeSettings(ctx.containers, container, vmCid, settingsFor(input.networks));
     await startContainer(ctx, container);
+    // Done before create_vm answers, so before any attach_disk; nothing here needs to wait for it.
+    const isolated = isolateVmRoot(ctx, container, vmCid);
+    isolated.catch(() => {}); // awaited below; a failure before that is reported by the step that failed
 
     let networks = input.networks;
     if (Object.values(input.networks).some((n) => n.type === 'dynamic')) {
@@ -213,6 +216,7 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
       await writeSettings(ctx.containers, container, vmCid, settingsFor(networks));
     }
     await applyDefaultRoute(ctx, container, networks);
+    await isolated;
     ctx.logger.info(
       `Created VM ${vmCid} (container ${container.slice(0, 12)}) from stemcell ${input.stemcellCid}`,
     );
@@ -226,6 +230,20 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
       isTransient(e),
     );
   }
+}
+
+/**
+ * Makes the host's mount of a running container's root filesystem private (isolate_vm_root in
+ * host-script.ts): without it every archive request (the settings file) made while a disk is mounted
+ * stacks another /warden-cpi-dev, with a copy of each disk, inside the VM. Needed after each start of
+ * the container; attach and detach repeat it for restarts the CPI did not make (engine restarts).
+ */
+async function isolateVmRoot(ctx: DockerContext, containerId: string, vmCid: string): Promise<void> {
+  const inspected = await ctx.containers.inspect(containerId);
+  if (!inspected?.State.Running) return;
+  const res = await ctx.host.run('isolate-vm-root', [inspected.State.Pid]);
+  if (res.exitCode !== 0 || res.stderr)
+    ctx.logger.warn(`Making the root filesystem of VM ${vmCid} private on the host failed: ${res.stderr}`);
 }
 
 /** Starts the container; on the first use of a data dir the mount directory is not shared yet. */
@@ -339,6 +357,8 @@ async function applyDefaultRoute(ctx: DockerContext, containerId: string, networ
 export async function rebootVm(ctx: DockerContext, vmCid: VmCid): Promise<void> {
   const vm = await requireVm(ctx, vmCid);
   await ctx.containers.restart(vm.Id, 30);
+  // The engine mounted the container's root filesystem anew, with the disks mounted under it.
+  await isolateVmRoot(ctx, vm.Id, vmCid);
   const settings = await readSettings(ctx.containers, vm.Id);
   if (settings) await applyDefaultRoute(ctx, vm.Id, settings.networks as Networks);
   ctx.logger.info(`Restarted VM ${vmCid}; its persistent disks stay mounted`);
