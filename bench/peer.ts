@@ -4,16 +4,21 @@
  * other users of the machine falls on both alike. Prints the median per method and the ratio.
  *
  *   npm run bench -- --peer "<command>" --peer-config <file> [--docker-host unix:///path/docker.sock]
- *                    [--api-version 1.41] [--reps 10] [--methods info,has_vm,...]
+ *                    [--api-version 1.41] [--reps 10] [--methods info,has_vm,...,attach_disk,get_disks,detach_disk]
+ *                    [--ours <other bin/cpi>]
+ *                    [--stemcell <stemcell tgz>] [--network dynamic|manual]
  *
  * The peer is run as `<command words…> <peer-config>` (no shell) with CPI_CONFIG=<peer-config> in its
  * environment, one request on stdin, as BOSH runs a CPI; e.g. `--peer "/path/cpi -configPath"`.
  * This CPI runs on --docker-host, by default the first unix:// URL found in the peer's config (so
  * both use the same engine), with a config of its own (a fresh data_dir, the pinned API version
  * if --api-version is given). Both create VMs from the same small stemcell image, on one
- * pre-made bridge network of that engine (manual network, cloud_properties.name). A method the
+ * pre-made bridge network of that engine (manual network, cloud_properties.name): the `image` of
+ * --stemcell (a real stemcell tarball; the Go CPI starts its containers with bash), else the
+ * project's small test stemcell. A method the
  * peer does not implement shows "n/a". It measures; it never fails on a time.
  */
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -55,7 +60,7 @@ const TARGETS: Record<string, number> = {
   detach_disk: 0.4,
 };
 
-export const ALL_METHODS = [
+export const DEFAULT_METHODS = [
   'info',
   'create_vm',
   'has_vm',
@@ -63,9 +68,6 @@ export const ALL_METHODS = [
   'create_disk',
   'has_disk',
   'set_disk_metadata',
-  'attach_disk',
-  'get_disks',
-  'detach_disk',
   'delete_disk',
   'delete_vm',
 ] as const;
@@ -78,7 +80,7 @@ export async function peerMain(argv: string[]): Promise<void> {
   const dockerHost =
     option(argv, 'docker-host') ?? unixUrlIn(JSON.parse(readFileSync(peerConfig, 'utf8'))) ?? undefined;
   const reps = Number(option(argv, 'reps') ?? 10);
-  const methods = option(argv, 'methods')?.split(',') ?? [...ALL_METHODS];
+  const methods = option(argv, 'methods')?.split(',') ?? [...DEFAULT_METHODS];
   const apiVersion = option(argv, 'api-version');
   const bench = new Bench({
     quick: true,
@@ -93,11 +95,16 @@ export async function peerMain(argv: string[]): Promise<void> {
     ...(apiVersion ? { apiVersion } : {}),
   });
   const [peerBin, ...peerArgs] = command.split(/\s+/).filter(Boolean) as [string, ...string[]];
-  const runners = { ours: bench.cpi, peer: new CpiRunner(peerConfig, bench.directorUuid, peerBin) };
+  const oursBin = option(argv, 'ours');
+  const runners = {
+    ours: oursBin ? new CpiRunner(bench.configPath, bench.directorUuid, oursBin) : bench.cpi,
+    peer: new CpiRunner(peerConfig, bench.directorUuid, peerBin),
+  };
   runners.peer.argv = [...peerArgs, peerConfig];
   runners.peer.extraEnv = { CPI_CONFIG: peerConfig };
   const samples: Record<string, { ours: number[]; peer: number[] }> = {};
-  const unsupported = new Set<string>();
+  /** Methods the peer does not implement or fails on this engine: method → its first error. */
+  const unsupported = new Map<string, string>();
   const peerVms = new Set<string>();
   const peerDisks = new Set<string>();
   const stemcells: Partial<Record<'ours' | 'peer', string>> = {};
@@ -108,7 +115,12 @@ export async function peerMain(argv: string[]): Promise<void> {
   log(`bench ${bench.directorUuid} on ${dockerHost ?? 'unix:///var/run/docker.sock'}: ours vs ${command}`);
   try {
     await bench.chooseNetworks();
-    const image = buildStemcell(join(bench.tmp, 'small')).imagePath;
+    const stemcellTgz = option(argv, 'stemcell');
+    let image: string;
+    if (stemcellTgz) {
+      execFileSync('tar', ['-xzf', stemcellTgz, '-C', bench.tmp, 'image']);
+      image = join(bench.tmp, 'image');
+    } else image = buildStemcell(join(bench.tmp, 'small')).imagePath;
     for (const which of ['ours', 'peer'] as const) {
       const r = runners[which].callSync<string>('create_stemcell', [image, {}]);
       if (r.error)
@@ -119,6 +131,20 @@ export async function peerMain(argv: string[]): Promise<void> {
     const warm = bench.createVmSync(stemcells.ours as string).vmCid;
     bench.cpi.callSync('delete_vm', [warm]);
 
+    // Dynamic: the Go CPI's attach_disk recreates the container, and with a manual network's fixed
+    // address it asks the engine for a per-network MAC address, which needs API 1.44 (Docker 25+).
+    const manual = option(argv, 'network') === 'manual';
+    const networks = () =>
+      manual
+        ? bench.networksFor(bench.nextIp())
+        : {
+            default: {
+              type: 'dynamic',
+              dns: [],
+              default: ['dns', 'gateway'],
+              cloud_properties: { name: bench.network.name },
+            },
+          };
     for (let i = 0; i < reps; i++) {
       bench.checkInterrupted();
       const order = i % 2 === 0 ? (['ours', 'peer'] as const) : (['peer', 'ours'] as const);
@@ -127,11 +153,10 @@ export async function peerMain(argv: string[]): Promise<void> {
         const call = <T>(method: string, args: unknown[]): CpiResult<T> | undefined => {
           const r = cpi.callSync<T>(method, args);
           if (r.error) {
-            if (
-              which === 'peer' &&
-              /NotImplemented|not (be )?implemented|Unknown method/i.test(r.error.message + r.error.type)
-            ) {
-              unsupported.add(method);
+            // The peer's failures are reported, not fatal (e.g. the Go CPI's attach_disk needs API
+            // 1.44 to recreate a container); ours end the run.
+            if (which === 'peer' && method !== 'create_vm' && method !== 'create_disk') {
+              if (!unsupported.has(method)) unsupported.set(method, `${r.error.type}: ${r.error.message}`);
               return undefined;
             }
             throw new Error(
@@ -148,7 +173,7 @@ export async function peerMain(argv: string[]): Promise<void> {
         const agentId = `agent-${randomUUID().slice(0, 8)}`;
         const vm = call<[string, unknown] | string>(
           'create_vm',
-          bench.vmArgs(stemcells[which] as string, agentId),
+          bench.vmArgs(stemcells[which] as string, agentId, networks()),
         );
         const vmCid = (Array.isArray(vm?.result) ? vm.result[0] : vm?.result) as string;
         (which === 'ours' ? bench.vmCids : peerVms).add(vmCid);
@@ -161,9 +186,13 @@ export async function peerMain(argv: string[]): Promise<void> {
         if (which === 'peer') peerDisks.add(disk);
         call('has_disk', [disk]);
         call('set_disk_metadata', [disk, { deployment: 'peer-bench', instance_group: 'web' }]);
-        call('attach_disk', [vmCid, disk]);
-        call('get_disks', [vmCid]);
-        call('detach_disk', [vmCid, disk]);
+        // A failed attach_disk of the Go CPI has removed its container: attach_disk and what needs
+        // the disk attached are left out unless asked for (--methods).
+        if (methods.includes('attach_disk')) {
+          call('attach_disk', [vmCid, disk]);
+          if (methods.includes('get_disks')) call('get_disks', [vmCid]);
+          call('detach_disk', [vmCid, disk]);
+        }
         call('delete_disk', [disk]);
         peerDisks.delete(disk);
         call('delete_vm', [vmCid]);
@@ -173,8 +202,8 @@ export async function peerMain(argv: string[]): Promise<void> {
     }
     const rows = methods.map((method) => {
       const s = samples[method];
-      if (!s || unsupported.has(method))
-        return [method, fmt(s ? summarize(s.ours) : undefined), 'n/a', '—', ''];
+      if (!s || unsupported.has(method) || s.peer.length === 0)
+        return [method, fmt(s ? summarize(s.ours) : undefined), 'n/a (peer failed, see below)', '—', ''];
       const ours = summarize(s.ours);
       const peer = summarize(s.peer);
       const target = TARGETS[method];
@@ -188,10 +217,13 @@ export async function peerMain(argv: string[]): Promise<void> {
       ];
     });
     process.stdout.write(
-      `ours = ${runners.ours.bin} (config docker.host ${dockerHost ?? 'unix:///var/run/docker.sock'}${apiVersion ? `, api_version ${apiVersion}` : ''})\n` +
+      `stemcell image: ${stemcellTgz ?? 'test/support/stemcell.ts (small)'}\n` +
+        `ours = ${runners.ours.bin} (config docker.host ${dockerHost ?? 'unix:///var/run/docker.sock'}${apiVersion ? `, api_version ${apiVersion}` : ''})\n` +
         `peer = ${command} ${peerConfig}\n` +
+        `network: ${manual ? 'manual' : 'dynamic'}, on one pre-made bridge network of that engine\n` +
         `n=${reps} each, interleaved call by call; median (IQR) ms; ratio = ours ÷ peer\n` +
-        `${table(['method', 'ours', 'peer', 'ratio', 'target (issue 13)'], rows)}\n`,
+        `${table(['method', 'ours', 'peer', 'ratio', 'target (issue 13)'], rows)}\n` +
+        [...unsupported].map(([method, error]) => `peer ${method} failed: ${error.slice(0, 300)}\n`).join(''),
     );
   } finally {
     for (const disk of peerDisks) runners.peer.callSync('delete_disk', [disk]);
