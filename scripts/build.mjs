@@ -37,7 +37,19 @@ const partial = `${EXECUTABLE}.partial`;
 rmSync(partial, { force: true });
 const compile = spawnSync(
   bunBinary(),
-  ['build', '--compile', '--bytecode', '--minify', '--sourcemap=none', BUNDLE, '--outfile', partial],
+  [
+    'build',
+    '--compile',
+    '--bytecode',
+    '--minify',
+    '--sourcemap=none',
+    // A compiled Bun executable would otherwise read .env and bunfig.toml from its working directory.
+    '--no-compile-autoload-dotenv',
+    '--no-compile-autoload-bunfig',
+    BUNDLE,
+    '--outfile',
+    partial,
+  ],
   { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
 );
 if (compile.status !== 0) {

@@ -100,14 +100,14 @@ export class CpiRunner {
   }
 
   private callSyncOnce<T>(method: string, args: unknown[]): CpiResult<T> {
-    const run = runProcessSync([this.bin, this.configPath], this.request(method, args), {
+    const run = runProcessSync([this.bin, ...this.argv], this.request(method, args), {
       env: this.env(method),
     });
     return this.parse<T>(method, run);
   }
 
   private async callOnce<T>(method: string, args: unknown[]): Promise<CpiResult<T>> {
-    const run = await runProcess([this.bin, this.configPath], this.request(method, args), {
+    const run = await runProcess([this.bin, ...this.argv], this.request(method, args), {
       env: this.env(method),
     });
     return this.parse<T>(method, run);

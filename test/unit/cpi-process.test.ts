@@ -100,6 +100,15 @@ describe('bin/cpi', () => {
     }
   });
 
+  test('reads no .env from its working directory (a compiled Bun program would by default)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cpi-dotenv-'));
+    writeFileSync(join(dir, '.env'), `BOSH_CPI_CONFIG=${writeConfig(VALID_PROPERTIES)}\n`);
+    const run = spawnSync(CPI_BIN, [], { cwd: dir, input: request('info', []), encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+    const response = JSON.parse(run.stdout) as { error: { message: string } | null };
+    assert.match(response.error?.message ?? '', /No config file given/);
+  });
+
   test('garbage on stdin is a CpiError response, exit 0', async () => {
     const run = await runCpi(writeConfig(VALID_PROPERTIES), 'GET / HTTP/1.1\r\n\r\n');
     assertOneResponseLine(run);
