@@ -109,39 +109,43 @@ export async function setDiskMetadata(ctx: QemuContext, diskCid: DiskCid, metada
 
 /** After the VM's QEMU is gone: its disks are recorded as detached (the caller holds the VM's lock). */
 export async function releaseDisksOf(ctx: QemuContext, vmCid: VmCid): Promise<void> {
-  for (const cid of await disksAttachedTo(ctx, vmCid)) {
-    await ctx.locked(
-      ctx.data.disk(cid).dir,
-      async () => {
-        const record = await readDisk(ctx, cid);
-        if (record?.attached_to === vmCid) await saveDisk(ctx, { ...record, attached_to: null });
-      },
-      () => undefined,
-    );
-  }
+  for (const cid of await disksAttachedTo(ctx, vmCid)) await releaseStaleRecord(ctx, cid, vmCid);
+}
+
+/** Records the disk as detached if its record still names the VM (which is gone). */
+async function releaseStaleRecord(ctx: QemuContext, diskCid: DiskCid, vmCid: VmCid): Promise<void> {
+  await ctx.locked(
+    ctx.data.disk(diskCid).dir,
+    async () => {
+      const record = await readDisk(ctx, diskCid);
+      if (record?.attached_to === vmCid) await saveDisk(ctx, { ...record, attached_to: null });
+    },
+    () => undefined,
+  );
 }
 
 export async function attachDisk(ctx: QemuContext, vmCid: VmCid, diskCid: DiskCid): Promise<DiskHint> {
+  const attach = async (disk: DiskRecord): Promise<DiskHint> => {
+    const other = await holder(ctx, disk);
+    if (other && other !== vmCid)
+      throw cloudError(
+        `Disk '${diskCid}' is attached to VM '${other}'; detach it there before attaching it to '${vmCid}'`,
+      );
+    if (!(await runningPid(ctx, vmCid)))
+      throw cloudError(`VM '${vmCid}' is not running (its QEMU is gone); reboot_vm starts it again`);
+    await withQmp(ctx.data.vm(vmCid).qmp, async (qmp) => {
+      if (!(await isPlugged(qmp, disk.serial))) await plug(qmp, attachedDisk(ctx, diskCid));
+      await saveDisk(ctx, { ...disk, attached_to: vmCid });
+      await updatePersistentDisks(ctx, vmCid, await attachedDiskCids(ctx.data, qmp), qmp);
+    });
+    ctx.logger.info(`Attached disk ${diskCid} to VM ${vmCid} (virtio serial ${disk.serial})`);
+    return diskHint(diskCid);
+  };
   return withVmAndDisk(
     ctx,
     vmCid,
     diskCid,
-    async (_vm, disk) => {
-      const other = await holder(ctx, disk);
-      if (other && other !== vmCid)
-        throw cloudError(
-          `Disk '${diskCid}' is attached to VM '${other}'; detach it there before attaching it to '${vmCid}'`,
-        );
-      if (!(await runningPid(ctx, vmCid)))
-        throw cloudError(`VM '${vmCid}' is not running (its QEMU is gone); reboot_vm starts it again`);
-      await withQmp(ctx.data.vm(vmCid).qmp, async (qmp) => {
-        if (!(await isPlugged(qmp, disk.serial))) await plug(qmp, attachedDisk(ctx, diskCid));
-        await saveDisk(ctx, { ...disk, attached_to: vmCid });
-        await updatePersistentDisks(ctx, vmCid, await attachedDiskCids(ctx.data, qmp), qmp);
-      });
-      ctx.logger.info(`Attached disk ${diskCid} to VM ${vmCid} (virtio serial ${disk.serial})`);
-      return diskHint(diskCid);
-    },
+    (_vm, disk) => attach(disk),
     () => {
       throw vmNotFound(vmCid);
     },
@@ -171,15 +175,7 @@ export async function detachDisk(ctx: QemuContext, vmCid: VmCid, diskCid: DiskCi
     },
     async () => {
       // The VM is gone; a record that still names it is stale.
-      if (isId('disk', diskCid))
-        await ctx.locked(
-          ctx.data.disk(diskCid).dir,
-          async () => {
-            const record = await readDisk(ctx, diskCid);
-            if (record?.attached_to === vmCid) await saveDisk(ctx, { ...record, attached_to: null });
-          },
-          () => undefined,
-        );
+      if (isId('disk', diskCid)) await releaseStaleRecord(ctx, diskCid, vmCid);
       throw vmNotFound(vmCid);
     },
   );

@@ -18,25 +18,21 @@ import { join } from 'node:path';
  * starts, because QEMU keeps the paths). Each resource directory is also its lock.
  */
 export class DataDir {
-  constructor(readonly root: string) {}
+  readonly stemcells: string;
+  readonly vms: string;
+  readonly disks: string;
+  readonly snapshots: string;
+  /** Staging: things are built here and renamed into place when complete. */
+  readonly tmp: string;
+  readonly accelCache: string;
 
-  get stemcells() {
-    return join(this.root, 'stemcells');
-  }
-  get vms() {
-    return join(this.root, 'vms');
-  }
-  get disks() {
-    return join(this.root, 'disks');
-  }
-  get snapshots() {
-    return join(this.root, 'snapshots');
-  }
-  get tmp() {
-    return join(this.root, 'tmp');
-  }
-  get accelCache() {
-    return join(this.root, 'accel.json');
+  constructor(readonly root: string) {
+    this.stemcells = join(root, 'stemcells');
+    this.vms = join(root, 'vms');
+    this.disks = join(root, 'disks');
+    this.snapshots = join(root, 'snapshots');
+    this.tmp = join(root, 'tmp');
+    this.accelCache = join(root, 'accel.json');
   }
 
   stemcell(cid: string) {

@@ -145,22 +145,32 @@ async function vmsUsing(ctx: QemuContext, stemcellCid: StemcellCid): Promise<str
 
 /** Quiet when the stemcell is absent (the Director does not know StemcellNotFound). */
 export async function deleteStemcell(ctx: QemuContext, cid: StemcellCid): Promise<void> {
+  await withStemcellRecord(ctx, cid, async (record, paths) => {
+    const users = await vmsUsing(ctx, cid);
+    if (users.length > 0) {
+      // Their overlays still read the base image: keep it until the last of them is deleted.
+      await writeJsonAtomic(paths.record, { ...record, deleted: true });
+      ctx.logger.warn(`Stemcell ${cid} is still used by ${users.join(', ')}; its image goes when they do`);
+      return;
+    }
+    await ctx.data.removeDir(paths.dir);
+    ctx.logger.info(`Deleted stemcell ${cid}`);
+  });
+}
+
+/** Runs `step` under the stemcell's lock when its record exists; nothing for an unknown or busy one. */
+async function withStemcellRecord(
+  ctx: QemuContext,
+  cid: StemcellCid,
+  step: (record: StemcellRecord, paths: ReturnType<QemuContext['data']['stemcell']>) => Promise<void>,
+): Promise<void> {
   if (!isId('stemcell', cid)) return;
   const paths = ctx.data.stemcell(cid);
   await ctx.locked(
     paths.dir,
     async () => {
       const record = await readJsonIfExists<StemcellRecord>(paths.record);
-      if (!record) return;
-      const users = await vmsUsing(ctx, cid);
-      if (users.length > 0) {
-        // Their overlays still read the base image: keep it until the last of them is deleted.
-        await writeJsonAtomic(paths.record, { ...record, deleted: true });
-        ctx.logger.warn(`Stemcell ${cid} is still used by ${users.join(', ')}; its image goes when they do`);
-        return;
-      }
-      await ctx.data.removeDir(paths.dir);
-      ctx.logger.info(`Deleted stemcell ${cid}`);
+      if (record) await step(record, paths);
     },
     () => undefined,
   );
@@ -168,16 +178,9 @@ export async function deleteStemcell(ctx: QemuContext, cid: StemcellCid): Promis
 
 /** Removes a stemcell that delete_stemcell marked deleted once no VM uses it any more. */
 export async function collectStemcell(ctx: QemuContext, cid: StemcellCid): Promise<void> {
-  if (!isId('stemcell', cid)) return;
-  const paths = ctx.data.stemcell(cid);
-  await ctx.locked(
-    paths.dir,
-    async () => {
-      const record = await readJsonIfExists<StemcellRecord>(paths.record);
-      if (!record?.deleted || (await vmsUsing(ctx, cid)).length > 0) return;
-      await ctx.data.removeDir(paths.dir);
-      ctx.logger.info(`Deleted stemcell ${cid}, whose last VM is gone`);
-    },
-    () => undefined,
-  );
+  await withStemcellRecord(ctx, cid, async (record, paths) => {
+    if (!record.deleted || (await vmsUsing(ctx, cid)).length > 0) return;
+    await ctx.data.removeDir(paths.dir);
+    ctx.logger.info(`Deleted stemcell ${cid}, whose last VM is gone`);
+  });
 }

@@ -133,6 +133,12 @@ export class DockerClient {
     return (res.body.length ? JSON.parse(res.body.toString('utf8')) : null) as T;
   }
 
+  /** GET of an object's JSON; undefined when the engine has no such object (404). */
+  async inspect<T>(path: string, what: string): Promise<T | undefined> {
+    const res = await this.call('GET', path, what, { accept: [404] });
+    return res.status === 404 ? undefined : (JSON.parse(res.body.toString('utf8')) as T);
+  }
+
   close(): void {
     this.transport.close();
   }

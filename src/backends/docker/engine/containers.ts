@@ -27,15 +27,10 @@ export class Containers {
   }
 
   async inspect(id: string): Promise<ContainerInspect | undefined> {
-    const res = await this.docker.call(
-      'GET',
+    return this.docker.inspect<ContainerInspect>(
       `/containers/${encodeURIComponent(id)}/json`,
       `Inspecting container '${id}'`,
-      {
-        accept: [404],
-      },
     );
-    return res.status === 404 ? undefined : (JSON.parse(res.body.toString('utf8')) as ContainerInspect);
   }
 
   list(labels: string[], all = true): Promise<ContainerSummary[]> {

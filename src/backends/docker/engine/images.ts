@@ -31,15 +31,10 @@ export class Images {
   }
 
   async inspect(ref: string): Promise<ImageInspect | undefined> {
-    const res = await this.docker.call(
-      'GET',
+    return this.docker.inspect<ImageInspect>(
       `/images/${encodeURIComponent(ref)}/json`,
       `Inspecting image '${ref}'`,
-      {
-        accept: [404],
-      },
     );
-    return res.status === 404 ? undefined : (JSON.parse(res.body.toString('utf8')) as ImageInspect);
   }
 
   async tag(ref: string, repo: string, tag: string): Promise<void> {

@@ -6,15 +6,10 @@ export class DockerNetworks {
   constructor(private readonly docker: DockerClient) {}
 
   async inspect(name: string): Promise<NetworkInspect | undefined> {
-    const res = await this.docker.call(
-      'GET',
+    return this.docker.inspect<NetworkInspect>(
       `/networks/${encodeURIComponent(name)}`,
       `Inspecting network '${name}'`,
-      {
-        accept: [404],
-      },
     );
-    return res.status === 404 ? undefined : (JSON.parse(res.body.toString('utf8')) as NetworkInspect);
   }
 
   /** Returns false when a network of that name appeared meanwhile (another CPI process made it). */

@@ -1,16 +1,6 @@
-import type { Backend, Capabilities } from '../../../cpi/backend.ts';
+import type { Backend, Capabilities, ManagedNetworks } from '../../../cpi/backend.ts';
 import { calculateVmCloudProperties } from '../../../cpi/cloud-properties.ts';
-import type {
-  CloudProperties,
-  CreatedNetwork,
-  CreatedVm,
-  CreateVmInput,
-  DiskCid,
-  DiskHint,
-  NetworkDefinition,
-  NetworkId,
-  VmCid,
-} from '../../../cpi/types.ts';
+import type { NetworkId } from '../../../cpi/types.ts';
 import { CpiFailure, cloudError, ErrorType, notImplemented, vmCreationFailed } from '../../../rpc/errors.ts';
 import { type Cid, optionalCid } from '../../../util/cloud-ids.ts';
 import { type IdKind, newId } from '../ids.ts';
@@ -50,7 +40,7 @@ export function hostsBackend(pool: HostPool, failure: (error: unknown) => CpiFai
   const mismatch = (vm: Located<'vm'>, disk: Located<'disk'>) =>
     vm.valid && disk.valid && vm.host !== disk.host;
 
-  async function createVm(input: CreateVmInput): Promise<CreatedVm> {
+  const createVm: Backend['createVm'] = async (input) => {
     try {
       const { host, reason } = await placeVm(pool, input);
       if (pool.hosts.length > 1)
@@ -77,9 +67,9 @@ export function hostsBackend(pool: HostPool, failure: (error: unknown) => CpiFai
         throw vmCreationFailed(e.message, e.okToRetry);
       throw e;
     }
-  }
+  };
 
-  async function createDisk(sizeMiB: number, props: CloudProperties, vmCid: VmCid | null): Promise<DiskCid> {
+  const createDisk: Backend['createDisk'] = async (sizeMiB, props, vmCid) => {
     const vm = vmCid ? pool.locate('vm', vmCid) : undefined;
     const snapshotCid = optionalCid('snap', props.snapshot_cid);
     const snapshot = snapshotCid ? pool.locate('snap', snapshotCid) : undefined;
@@ -108,10 +98,10 @@ export function hostsBackend(pool: HostPool, failure: (error: unknown) => CpiFai
       async (h) => pool.cid(h, await h.backend.createDisk(sizeMiB, localProps, vm ? vm.local : vmCid)),
       ids,
     );
-  }
+  };
 
   /** Disks never move between hosts: attaching one to a VM on another host is refused, naming both. */
-  async function attachDisk(vmCid: VmCid, diskCid: DiskCid): Promise<DiskHint> {
+  const attachDisk: Backend['attachDisk'] = async (vmCid, diskCid) => {
     const vm = pool.locate('vm', vmCid);
     const disk = pool.locate('disk', diskCid);
     if (mismatch(vm, disk))
@@ -124,9 +114,9 @@ export function hostsBackend(pool: HostPool, failure: (error: unknown) => CpiFai
       [vm.local, vmCid],
       [disk.local, diskCid],
     ]);
-  }
+  };
 
-  async function detachDisk(vmCid: VmCid, diskCid: DiskCid): Promise<void> {
+  const detachDisk: Backend['detachDisk'] = async (vmCid, diskCid) => {
     const vm = pool.locate('vm', vmCid);
     const disk = pool.locate('disk', diskCid);
     if (mismatch(vm, disk))
@@ -138,10 +128,10 @@ export function hostsBackend(pool: HostPool, failure: (error: unknown) => CpiFai
       [vm.local, vmCid],
       [disk.local, diskCid],
     ]);
-  }
+  };
 
   /** Director-managed networks exist on every host under one ID (all or none). */
-  async function createNetwork(definition: NetworkDefinition): Promise<CreatedNetwork> {
+  const createNetwork: ManagedNetworks['createNetwork'] = async (definition) => {
     const create = (h: DockerHost, id?: NetworkId) =>
       managedNetworks.createNetwork(h.context, definition, id);
     if (pool.hosts.length === 1) return pool.on(pool.first, (h) => create(h));
@@ -159,10 +149,10 @@ export function hostsBackend(pool: HostPool, failure: (error: unknown) => CpiFai
         failed.some((f) => f.reason instanceof CpiFailure && f.reason.okToRetry),
       );
     }
-    return (outcomes[0] as PromiseFulfilledResult<CreatedNetwork>).value;
-  }
+    return (outcomes[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof create>>>).value;
+  };
 
-  async function deleteNetwork(id: NetworkId): Promise<void> {
+  const deleteNetwork: ManagedNetworks['deleteNetwork'] = async (id) => {
     const remove = (host: DockerHost) => pool.on(host, (h) => managedNetworks.deleteNetwork(h.context, id));
     if (pool.hosts.length === 1) return remove(pool.first);
     const outcomes = await Promise.allSettled(pool.hosts.map(remove));
@@ -173,7 +163,7 @@ export function hostsBackend(pool: HostPool, failure: (error: unknown) => CpiFai
     const other = failures.filter((f) => !notFound.includes(f));
     if (other.length) throw other[0]?.reason;
     if (notFound.length === pool.hosts.length) throw notFound[0]?.reason;
-  }
+  };
 
   return {
     createStemcell: (path, props, tags) => stemcells.createStemcell(pool, path, props, tags),
