@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, runOk } from './util.ts';
 
@@ -56,10 +56,20 @@ export interface E2eBackend {
   vmCloudProperties(): Record<string, unknown>;
   /** Changes when the VM is recreated or restarted: the container's start time, the QEMU pid. */
   vmIncarnation(vmCid: string): Promise<string>;
+  /** The agent's recent ERROR lines (its log in a container, the serial console of a QEMU VM). */
+  agentErrors(vmCid: string): Promise<string>;
   /** What the CPI left behind that mentions one of its objects. Empty means clean. */
   leftovers(ids: MadeIds): Promise<string[]>;
   tearDown(): Promise<void>;
 }
+
+const lastErrors = (log: string) =>
+  log
+    .split('\n')
+    .filter((l) => /ERROR|error|fail/i.test(l))
+    .slice(-5)
+    .map((l) => l.slice(0, 400))
+    .join('\n') || log.split('\n').slice(-5).join('\n');
 
 const DOCKER_LABEL_DIRECTOR = 'io.bosh.cpi.director';
 const DOCKER_LABEL_VM = 'io.bosh.cpi.vm';
@@ -116,6 +126,11 @@ export function dockerBackend(host: string, dataDir = '/var/lib/bosh-docker-cpi'
       const id = r.stdout.trim();
       if (!id) throw new Error(`no container for VM ${vmCid}`);
       return (await docker('inspect', id, '--format', '{{.Id}} {{.State.StartedAt}}')).stdout.trim();
+    },
+    async agentErrors(vmCid) {
+      const r = await docker('ps', '-aq', '--filter', `label=${DOCKER_LABEL_VM}=${vmCid}`);
+      const log = await docker('exec', r.stdout.trim(), 'tail', '-n', '300', '/var/vcap/bosh/log/current');
+      return lastErrors(log.stdout);
     },
     async leftovers(ids) {
       const found: string[] = [];
@@ -181,6 +196,10 @@ export function qemuBackend(
       const pidFile = join(dataDir, 'vms', vmCid, 'qemu.pid');
       if (!existsSync(pidFile)) throw new Error(`no QEMU pid file for VM ${vmCid}`);
       return (await runOk('cat', [pidFile])).trim();
+    },
+    async agentErrors(vmCid) {
+      const console = join(dataDir, 'vms', vmCid, 'console.log');
+      return lastErrors(existsSync(console) ? readFileSync(console, 'utf8') : '(no console log)');
     },
     async leftovers(ids) {
       const idList = allIds(ids);

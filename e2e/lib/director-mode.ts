@@ -189,13 +189,25 @@ export async function runDirectorMode(
       return vmCid;
     });
     if (created) {
-      await report.step('director: create_vm to the first NATS ping answer (boot-to-ping)', async () => {
-        const bootTimeout = backend.name === 'qemu' ? 600_000 : 120_000;
-        await waitFor('the agent over NATS', bootTimeout, async () =>
-          (await director_.call(agentId, 'ping', [], 5_000)) === 'pong' ? true : undefined,
-        );
-        return `${seconds(Date.now() - createdAt)} after create_vm started`;
-      });
+      const answered = await report.step(
+        'director: create_vm to the first NATS ping answer (boot-to-ping)',
+        async () => {
+          const bootTimeout = backend.name === 'qemu' ? 600_000 : 120_000;
+          try {
+            await waitFor('the agent over NATS', bootTimeout, async () =>
+              (await director_.call(agentId, 'ping', [], 5_000)) === 'pong' ? true : undefined,
+            );
+          } catch (e) {
+            const log = await backend.agentErrors(vmCid as string).catch((x) => `(no agent log: ${x})`);
+            throw new Error(`${(e as Error).message}\nthe agent's last errors:\n${log}`);
+          }
+          return `${seconds(Date.now() - createdAt)} after create_vm started`;
+        },
+      );
+      if (!answered) {
+        report.fail('director: get_state over NATS', 'not run: the agent never answered');
+        return;
+      }
       await report.check('director: get_state over NATS names the agent and the VM', async () => {
         const state = (await director_.call(agentId, 'get_state', [], 30_000)) as {
           agent_id?: string;
@@ -223,6 +235,12 @@ export async function runDirectorMode(
       await report.step('director: delete_stemcell', () =>
         cpiCall(config, directorUuid, 'delete_stemcell', [stemcellCid]),
       );
+    if (nats) {
+      nats.kill('SIGTERM');
+      await new Promise((r) => nats?.once('exit', r));
+    }
+    if (dockerNetwork && inputs.dockerHost)
+      await run('docker', ['-H', inputs.dockerHost, 'network', 'rm', dockerNetwork]);
     if (stemcellCid || vmCid)
       await report.check('director: nothing left behind', async () => {
         let left: string[] = [];
@@ -233,11 +251,5 @@ export async function runDirectorMode(
         }
         throw new Error(`left behind:\n${left.join('\n')}`);
       });
-    if (nats) {
-      nats.kill('SIGTERM');
-      await new Promise((r) => nats?.once('exit', r));
-    }
-    if (dockerNetwork && inputs.dockerHost)
-      await run('docker', ['-H', inputs.dockerHost, 'network', 'rm', dockerNetwork]);
   }
 }
