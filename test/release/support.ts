@@ -95,13 +95,17 @@ export function packageFiles(spec: PackageSpec): Map<string, string> {
 
 export type RenderResult = { ok: true; dir: string; cpiJson: string } | { ok: false; stderr: string };
 
-/** Renders the docker_cpi job with these job properties into a fresh directory (or `into`). */
-export function renderJob(properties: Record<string, unknown>, into?: string): RenderResult {
+/** Renders the docker_cpi job (or the job in `jobDir`) with these job properties into a fresh directory (or `into`). */
+export function renderJob(
+  properties: Record<string, unknown>,
+  into?: string,
+  jobDir = JOB_DIR,
+): RenderResult {
   const work = tmp('render');
   const input = join(work, 'input.json');
   writeFileSync(input, JSON.stringify({ properties }));
   const out = into ?? join(work, 'out');
-  const res = spawnSync('ruby', [RENDERER, JOB_DIR, input, out], { encoding: 'utf8' });
+  const res = spawnSync('ruby', [RENDERER, jobDir, input, out], { encoding: 'utf8' });
   if (res.status !== 0) return { ok: false, stderr: res.stderr };
   return { ok: true, dir: out, cpiJson: join(out, 'config', 'cpi.json') };
 }
