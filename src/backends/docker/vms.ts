@@ -205,9 +205,9 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
     // Settings go in before the container's init starts, so the agent finds them on its first try.
     await writeSettings(ctx.containers, container, vmCid, settingsFor(input.networks));
     await startContainer(ctx, container);
-    // Done before create_vm answers, so before any attach_disk; nothing here needs to wait for it.
-    const isolated = isolateVmRoot(ctx, container, vmCid);
-    isolated.catch(() => {}); // awaited below; a failure before that is reported by the step that failed
+    // Before the settings write below: an archive request while the root is still shared can leave
+    // its binds in the VM.
+    await isolateVmRoot(ctx, container, vmCid);
 
     let networks = input.networks;
     if (Object.values(input.networks).some((n) => n.type === 'dynamic')) {
@@ -216,7 +216,6 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
       await writeSettings(ctx.containers, container, vmCid, settingsFor(networks));
     }
     await applyDefaultRoute(ctx, container, networks);
-    await isolated;
     ctx.logger.info(
       `Created VM ${vmCid} (container ${container.slice(0, 12)}) from stemcell ${input.stemcellCid}`,
     );
