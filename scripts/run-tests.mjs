@@ -1,6 +1,6 @@
 // Runs every test file with node's test runner (through tsx, which compiles TypeScript on the fly).
 // Files are listed explicitly: Node 20 finds no .ts tests when given a directory.
-// Usage: node scripts/run-tests.mjs [group ...]   groups: unit integration release qemu conformance cgroup2
+// Usage: node scripts/run-tests.mjs [group ...]   groups: unit integration release qemu conformance cgroup2-smoke cgroup2
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,8 +11,10 @@ const GROUPS = {
   integration: 'test/integration',
   conformance: 'test/conformance.test.ts',
   qemu: 'test/qemu',
-  // A cgroup v2 Docker host booted under QEMU (TCG): slow, run by `npm run test:cgroup2`, not by default.
-  cgroup2: 'test/cgroup2',
+  // A cgroup v2 Docker host booted under QEMU (TCG): all scenarios by `npm run test:cgroup2`,
+  // a small form by default.
+  'cgroup2-smoke': 'test/cgroup2/smoke.test.ts',
+  cgroup2: 'test/cgroup2/cgroups.test.ts',
 };
 const DEFAULT_GROUPS = Object.keys(GROUPS).filter((g) => g !== 'cgroup2');
 const wanted = process.argv.slice(2).length ? process.argv.slice(2) : DEFAULT_GROUPS;

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(docker.io runc systemd busybox-static e2fsprogs util-linux iproute2 ruby qemu-system-x86 qemu-utils genisoimage procps
+PACKAGES=(docker.io runc systemd debootstrap busybox-static e2fsprogs util-linux iproute2 ruby qemu-system-x86 qemu-utils genisoimage procps
   linux-image-amd64 syslinux syslinux-common mtools openssl)
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -2,6 +2,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
+import type { CgroupTarget } from './cgroup-scenarios.ts';
 import { REPO } from './cpi.ts';
 import { freeSubnet } from './docker.ts';
 import { makeCertificates } from './engine.ts';
@@ -169,4 +171,48 @@ export async function startCgroup2Host(
     destroy();
     throw e;
   }
+}
+
+/**
+ * Registers before/after hooks that bring up a cgroup v2 host for the file's tests (or use the one
+ * CGROUP2_HOST=tcp://IP:2376 and CGROUP2_HOST_TLS_DIR (ca.pem, cert.pem, key.pem) name), and returns
+ * the target for cgroupScenarios.
+ */
+export function cgroup2Target(): () => CgroupTarget {
+  let host: Pick<Cgroup2Host, 'endpoint' | 'tlsDir' | 'cliArgs'> | undefined;
+  let booted: Cgroup2Host | undefined;
+  before(async () => {
+    const running = process.env.CGROUP2_HOST;
+    const tlsDir = process.env.CGROUP2_HOST_TLS_DIR;
+    if (running && tlsDir) {
+      const tls = [
+        `--tlscacert=${tlsDir}/ca.pem`,
+        `--tlscert=${tlsDir}/cert.pem`,
+        `--tlskey=${tlsDir}/key.pem`,
+      ];
+      host = { endpoint: running, tlsDir, cliArgs: ['-H', running, '--tlsverify', ...tls] };
+      return;
+    }
+    booted = await startCgroup2Host();
+    host = booted;
+    console.log(
+      `cgroup v2 host ${booted.endpoint} answered ${booted.bootSeconds.toFixed(0)} s after QEMU started`,
+    );
+  });
+  after(() => booted?.destroy());
+  return () => {
+    if (!host) throw new Error('the cgroup v2 host did not start');
+    return {
+      cgroupVersion: 2,
+      dockerProperties: {
+        host: host.endpoint,
+        tls: {
+          ca: `${host.tlsDir}/ca.pem`,
+          certificate: `${host.tlsDir}/cert.pem`,
+          private_key: `${host.tlsDir}/key.pem`,
+        },
+      },
+      cliArgs: host.cliArgs,
+    };
+  };
 }
