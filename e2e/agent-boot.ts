@@ -193,6 +193,7 @@ async function main(): Promise<number> {
           }
         : {}),
       data_dir: `/var/lib/bosh-cpi-e2e-${director}`,
+      allowed_bind_sources: ['/usr/sbin/runc'],
     },
     agent: { mbus: 'https://mbus:mbus-password@0.0.0.0:6868', ntp: [] },
   });

@@ -100,7 +100,11 @@ export function cgroupScenarios(
     before(async () => {
       work = mkdtempSync(join(tmpdir(), 'cpi-cgroups-'));
       configPath = writeConfig({
-        docker: { data_dir: `/var/lib/bosh-cpi-test-${director}`, ...t().dockerProperties },
+        docker: {
+          data_dir: `/var/lib/bosh-cpi-test-${director}`,
+          allowed_bind_sources: RUNC_BINDS.map((b) => b.split(':')[0]),
+          ...t().dockerProperties,
+        },
         agent: { mbus: 'nats://nats:nats-secret-password@127.0.0.1:4222', ntp: [] },
       });
       cpi = new Cpi(configPath, 2);
