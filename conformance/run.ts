@@ -51,7 +51,10 @@ async function main(): Promise<number> {
       reporter.log(`   (${name}: ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
     }
     reporter.log('\n== secrets (over everything the CPI printed during the run)');
-    if (!opts.only || opts.only.has('secrets')) await runSecrets(suite);
+    if (!opts.only || opts.only.has('secrets'))
+      await runSecrets(suite).catch((e: unknown) =>
+        reporter.fail('secrets', 'secrets: the phase stopped early', (e as Error).stack ?? String(e)),
+      );
     reporter.log('\n== framing (every response of the run)');
     await finishFraming(suite, !opts.only || opts.only.has('contract'));
   } catch (e) {
