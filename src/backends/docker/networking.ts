@@ -7,6 +7,9 @@ import type { EndpointSettings } from './engine/types.ts';
 import { LABELS } from './labels.ts';
 import { checkNetworkAllowed } from './vm-policy.ts';
 
+/** What network planning asks of the engine. */
+export type NetworkApi = Pick<DockerNetworks, 'inspect' | 'create'>;
+
 /** One BOSH network as the engine will realise it. */
 export interface NetworkAttachment {
   boshName: string;
@@ -57,7 +60,7 @@ export function defaultGatewayNetwork(networks: Networks): string | undefined {
  * refuses the second creation with 403 "Pool overlaps" (the name check passed before the first
  * creation took the subnet), not with the 409 a plain name clash gives.
  */
-async function createOrJoin(api: DockerNetworks, name: string, spec: Record<string, unknown>): Promise<void> {
+async function createOrJoin(api: NetworkApi, name: string, spec: Record<string, unknown>): Promise<void> {
   // Racing callers see a name conflict (409) or an overlapping pool (403) while another CPI's
   // network is being created, or while a removed one is still being torn down: wait and look again.
   let lastError: unknown;
@@ -81,7 +84,7 @@ async function createOrJoin(api: DockerNetworks, name: string, spec: Record<stri
  */
 export async function planNetworks(
   networks: Networks,
-  api: DockerNetworks,
+  api: NetworkApi,
   defaultNetwork: string,
   directorUuid: string,
   allowedNetworks?: string[],

@@ -9,6 +9,9 @@ export const SETTINGS_DIR = '/var/vcap/bosh';
 export const SETTINGS_FILE = 'warden-cpi-agent-env.json';
 export const MOUNT_POINT_IN_VM = '/warden-cpi-dev';
 
+/** Where the settings file lives: a container's files. */
+export type SettingsStore = Pick<Containers, 'readFile' | 'putFiles'>;
+
 export const diskHint = (diskCid: DiskCid): string => `${MOUNT_POINT_IN_VM}/${diskCid}`;
 
 function files(settings: AgentSettings, vmCid: VmCid): TarEntry[] {
@@ -31,7 +34,7 @@ function files(settings: AgentSettings, vmCid: VmCid): TarEntry[] {
 
 /** Writes the settings (mode 0600) into the container, whether it runs or not. */
 export async function writeSettings(
-  containers: Containers,
+  containers: SettingsStore,
   containerId: string,
   vmCid: VmCid,
   settings: AgentSettings,
@@ -52,7 +55,7 @@ export async function writeSettings(
 }
 
 export async function readSettings(
-  containers: Containers,
+  containers: SettingsStore,
   containerId: string,
 ): Promise<AgentSettings | undefined> {
   const content = await containers.readFile(containerId, `${SETTINGS_DIR}/${SETTINGS_FILE}`);
@@ -66,7 +69,7 @@ export async function readSettings(
  * the caller already started reading it.
  */
 export async function syncPersistentDisks(
-  containers: Containers,
+  containers: SettingsStore,
   containerId: string,
   vmCid: VmCid,
   diskCids: DiskCid[],
