@@ -168,6 +168,25 @@ test('has_vm and set_vm_metadata', async () => {
   );
 });
 
+test("each VM's QEMU runs under seccomp as a uid of its own, never root (issue 12)", () => {
+  const uids = new Set<string>();
+  for (const vm of Object.values(vms)) {
+    const pid = readFileSync(join(dataDir, 'vms', vm.cid, 'qemu.pid'), 'utf8').trim();
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const uid = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status);
+    assert.ok(uid, status);
+    assert.ok(
+      uid.slice(1).every((u) => Number(u) > 2_000_000_000),
+      `QEMU of ${vm.cid} runs as ${uid[0]}`,
+    );
+    uids.add(uid[1] as string);
+    assert.match(status, /^Seccomp:\s+2$/m, `QEMU of ${vm.cid} is not under a seccomp filter`);
+    const record = JSON.parse(readFileSync(join(dataDir, 'vms', vm.cid, 'vm.json'), 'utf8'));
+    assert.equal(String(record.run_as.uid), uid[1]);
+  }
+  assert.equal(uids.size, 2, 'the two VMs run as different uids');
+});
+
 test('a hot-plugged disk appears in the guest under its hinted id and takes data', async () => {
   diskCid = await cpi.call<string>('create_disk', [512, { filesystem: 'ext4' }, vms.a.cid]);
   const hint = await cpi.call<Record<string, string>>('attach_disk', [vms.a.cid, diskCid]);

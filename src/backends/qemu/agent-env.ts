@@ -6,6 +6,7 @@ import type { QemuContext } from './context.ts';
 import { diskSerial } from './ids.ts';
 import { CONFIG_DRIVE_DEVICE } from './machine.ts';
 import type { QmpClient } from './qmp.ts';
+import { grantFile, type RunAs } from './run-as.ts';
 
 /**
  * The agent settings of a VM: kept in settings.json (0600, the source for rewrites) and
@@ -40,6 +41,7 @@ export async function updatePersistentDisks(
   vmCid: VmCid,
   diskCids: DiskCid[],
   qmp: QmpClient | undefined,
+  runAs?: RunAs,
 ): Promise<void> {
   const p = ctx.data.vm(vmCid);
   const settings = await readJsonIfExists<AgentSettings>(p.settings);
@@ -48,6 +50,7 @@ export async function updatePersistentDisks(
   for (const cid of [...diskCids].sort()) disks[cid] = diskHint(cid);
   await writeSettings(ctx, vmCid, withPersistentDisks(settings, disks));
   if (qmp) {
+    await grantFile(ctx, runAs, p.configDrive);
     // force: the guest may hold the tray locked while it has the drive open; the content is read-only.
     await qmp.execute('blockdev-change-medium', {
       id: CONFIG_DRIVE_DEVICE,

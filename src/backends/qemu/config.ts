@@ -2,10 +2,12 @@ import { dataDir } from '../../config/data-dir.ts';
 import { cpiError } from '../../rpc/errors.ts';
 import {
   arrayOf,
+  bool,
   type Check,
   type Checked,
   CheckFailure,
   int,
+  nullable,
   object,
   oneOf,
   optional,
@@ -56,6 +58,13 @@ export const qemuPropertiesCheck = object(
     detach_timeout_seconds: optional(int({ min: 1, max: 3600 }), 60),
     /** How long reboot_vm waits for the guest to reboot itself after ctrl-alt-delete before it resets the VM by force. */
     reboot_timeout_seconds: optional(int({ min: 1, max: 3600 }), 90),
+    /** QEMU under seccomp (`-sandbox on,obsolete=deny,resourcecontrol=deny`). */
+    sandbox: optional(bool(), true),
+    /**
+     * Each VM's QEMU drops to a uid of its own (uid_base+1 … uid_base+65536, gid uid_base) once it
+     * has opened its devices (`-runas uid:gid`, QEMU 7.1 or later). null: QEMU stays root.
+     */
+    vm_uid_base: optional(nullable(int({ min: 1000, max: 2 ** 32 - 2 - 65_536 })), 2_000_000_000),
     /** How long delete_vm waits for QEMU to quit before it kills it. */
     stop_timeout_seconds: optional(int({ min: 1, max: 3600 }), 15),
   },

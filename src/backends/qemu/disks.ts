@@ -21,6 +21,7 @@ import { diskSerial, isId, newId } from './ids.ts';
 import { runningPid } from './machine.ts';
 import { withQmp } from './qmp.ts';
 import type { DiskRecord } from './records.ts';
+import { grantFile, type RunAs, revokeFile } from './run-as.ts';
 
 /**
  * Persistent disks are qcow2 images, hot-plugged into running VMs as virtio-blk devices whose
@@ -125,7 +126,7 @@ async function releaseStaleRecord(ctx: QemuContext, diskCid: DiskCid, vmCid: VmC
 }
 
 export async function attachDisk(ctx: QemuContext, vmCid: VmCid, diskCid: DiskCid): Promise<DiskHint> {
-  const attach = async (disk: DiskRecord): Promise<DiskHint> => {
+  const attach = async (disk: DiskRecord, runAs: RunAs | undefined): Promise<DiskHint> => {
     const other = await holder(ctx, disk);
     if (other && other !== vmCid)
       throw cloudError(
@@ -134,9 +135,14 @@ export async function attachDisk(ctx: QemuContext, vmCid: VmCid, diskCid: DiskCi
     if (!(await runningPid(ctx, vmCid)))
       throw cloudError(`VM '${vmCid}' is not running (its QEMU is gone); reboot_vm starts it again`);
     await withQmp(ctx.data.vm(vmCid).qmp, async (qmp) => {
-      if (!(await isPlugged(qmp, disk.serial))) await plug(qmp, attachedDisk(ctx, diskCid));
+      if (!(await isPlugged(qmp, disk.serial))) {
+        const plugged = attachedDisk(ctx, diskCid);
+        // QEMU no longer runs as root: the disk is handed to this VM's uid (run-as.ts).
+        await grantFile(ctx, runAs, plugged.image);
+        await plug(qmp, plugged);
+      }
       await saveDisk(ctx, { ...disk, attached_to: vmCid });
-      await updatePersistentDisks(ctx, vmCid, await attachedDiskCids(ctx.data, qmp), qmp);
+      await updatePersistentDisks(ctx, vmCid, await attachedDiskCids(ctx.data, qmp), qmp, runAs);
     });
     ctx.logger.info(`Attached disk ${diskCid} to VM ${vmCid} (virtio serial ${disk.serial})`);
     return diskHint(diskCid);
@@ -145,7 +151,7 @@ export async function attachDisk(ctx: QemuContext, vmCid: VmCid, diskCid: DiskCi
     ctx,
     vmCid,
     diskCid,
-    (_vm, disk) => attach(disk),
+    (vm, disk) => attach(disk, vm.run_as),
     () => {
       throw vmNotFound(vmCid);
     },
@@ -157,14 +163,15 @@ export async function detachDisk(ctx: QemuContext, vmCid: VmCid, diskCid: DiskCi
     ctx,
     vmCid,
     diskCid,
-    async (_vm, disk) => {
+    async (vm, disk) => {
       if (await runningPid(ctx, vmCid)) {
         await withQmp(ctx.data.vm(vmCid).qmp, async (qmp) => {
           const plugged = await isPlugged(qmp, disk.serial);
           if (!plugged && disk.attached_to !== vmCid) throw diskNotAttached(vmCid, diskCid);
           if (plugged) await unplug(qmp, disk.serial, ctx.props.detach_timeout_seconds * 1000);
+          await revokeFile(vm.run_as, attachedDisk(ctx, diskCid).image);
           await saveDisk(ctx, { ...disk, attached_to: null });
-          await updatePersistentDisks(ctx, vmCid, await attachedDiskCids(ctx.data, qmp), qmp);
+          await updatePersistentDisks(ctx, vmCid, await attachedDiskCids(ctx.data, qmp), qmp, vm.run_as);
         });
       } else {
         if (disk.attached_to !== vmCid) throw diskNotAttached(vmCid, diskCid);

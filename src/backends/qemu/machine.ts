@@ -7,6 +7,7 @@ import { diskDeviceId, diskNodeName } from './ids.ts';
 import type { Nic } from './network.ts';
 import { QmpClient, withQmp } from './qmp.ts';
 import type { VmRecord } from './records.ts';
+import { prepareVmDir, sandboxArgs } from './run-as.ts';
 
 /**
  * The QEMU process of a VM: its command line, start and stop. QEMU daemonizes (it outlives the
@@ -82,6 +83,7 @@ export function qemuArgs(ctx: QemuContext, vm: VmRecord, disks: AttachedDisk[]):
     String(vm.ram_mib),
     '-nodefaults',
     '-no-user-config',
+    ...sandboxArgs(ctx.props, vm.run_as),
     '-display',
     'none',
     '-daemonize',
@@ -149,6 +151,7 @@ export async function startVm(ctx: QemuContext, vm: VmRecord, disks: AttachedDis
   await Promise.all([p.pid, p.qmp, p.console].map((f) => rm(f, { force: true })));
   // QEMU creates the console log with the umask's mode; what the guest prints may be private.
   await writeFile(p.consoleLog, '', { flag: 'a', mode: 0o600 });
+  await prepareVmDir(ctx, vm.run_as, vm.cid);
   const args = qemuArgs(ctx, vm, disks);
   ctx.logger.debug(`${ctx.props.qemu_binary} ${args.join(' ')}`);
   try {

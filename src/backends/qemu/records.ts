@@ -29,6 +29,8 @@ export interface VmRecord {
   accel: Accel;
   nics: Nic[];
   ephemeral: { serial: string; size_mib: number } | null;
+  /** The uid:gid its QEMU runs as (run-as.ts); absent: root (older records, or vm_uid_base null). */
+  run_as?: { uid: number; gid: number };
 }
 
 export interface DiskRecord {

@@ -11,6 +11,7 @@ import { diskNodeName, isId, newId } from './ids.ts';
 import { runningPid } from './machine.ts';
 import { withQmp } from './qmp.ts';
 import type { DiskRecord, SnapshotRecord } from './records.ts';
+import { grantFile, revokeFile } from './run-as.ts';
 
 interface JobInfo {
   id: string;
@@ -60,7 +61,14 @@ async function snapshotLocked(
     if (running && (await withQmp(qmpPath, (qmp) => isPlugged(qmp, disk.serial)))) {
       taken = 'backup-job';
       await ctx.img.create(target, (await ctx.img.info(source, 'qcow2')).virtualSize);
-      await backup(qmpPath, disk.serial, target, cid);
+      // The VM's QEMU writes the copy: hand it the target (run-as.ts) for the job's duration.
+      const runAs = (await readVmRecord(ctx, vmCid))?.run_as;
+      await grantFile(ctx, runAs, target);
+      try {
+        await backup(qmpPath, disk.serial, target, cid);
+      } finally {
+        await revokeFile(runAs, target);
+      }
     } else {
       await ctx.img.convert(source, 'qcow2', target, 'qcow2');
     }

@@ -17,6 +17,7 @@ import { createTaps, deleteTaps, planNics } from './network.ts';
 import { exists } from './paths.ts';
 import { type QmpClient, QmpConnectionError, withQmp } from './qmp.ts';
 import type { VmRecord } from './records.ts';
+import { allocateRunAs } from './run-as.ts';
 import { collectStemcell, readStemcell } from './stemcells.ts';
 
 const MiB = 1024 * 1024;
@@ -157,6 +158,8 @@ async function prepareAndStart(
     nics,
     ephemeral,
   };
+  const runAs = await allocateRunAs(ctx, vmCid);
+  if (runAs) record.run_as = runAs;
   await ctx.logger.timed('start VM', () => startVm(ctx, record, []));
   // The VM exists from here on.
   await writeJsonAtomic(p.record, record);
