@@ -73,7 +73,11 @@ describe('network planning', () => {
       Driver: 'default',
       Config: [{ Subnet: '10.244.7.0/24', Gateway: '10.244.7.1' }],
     });
-    assert.equal((created[0]?.Labels as Record<string, string>)[LABELS.director], 'director-1');
+    assert.deepEqual(created[0]?.Labels, {
+      [LABELS.cpi]: 'docker',
+      [LABELS.network]: 'managed',
+      [LABELS.director]: 'director-1',
+    });
     assert.deepEqual(plan, [
       {
         boshName: 'z1',
