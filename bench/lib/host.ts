@@ -53,7 +53,7 @@ export function removeDataDir(host: Host, dir: string): void {
        findmnt -rn -o TARGET | awk -v d="$d" 'index($0, d "/") == 1 || $0 == d' | sort -r | while read -r m; do
          fsfreeze -u "$m" 2>/dev/null; umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
      done
-     rm -rf "$d"`,
+     chattr -R -f -i "$d" 2>/dev/null; rm -rf "$d"`,
     [dir],
   );
 }

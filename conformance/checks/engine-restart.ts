@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -268,6 +268,7 @@ export async function runEngineRestart(suite: Suite): Promise<void> {
       execFileSync('umount', ['-l', m], { stdio: 'ignore' });
     for (const l of loopDevices())
       if (l.backFile.startsWith(`${dataDir}/`)) execFileSync('losetup', ['-d', l.name], { stdio: 'ignore' });
+    spawnSync('chattr', ['-R', '-f', '-i', dataDir]);
     rmSync(dataDir, { recursive: true, force: true });
   }
 }

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
   chmodSync,
@@ -390,8 +390,11 @@ export async function tearDown(suite: Suite): Promise<string[]> {
     }
     for (const l of loopDevices())
       if (under(l.backFile)) execFileSync('losetup', ['-d', l.name], { stdio: 'ignore' });
-    if (existsSync(suite.dataDir) && statSync(suite.dataDir).isDirectory())
+    if (existsSync(suite.dataDir) && statSync(suite.dataDir).isDirectory()) {
+      // Mount points of disks still recorded as attached are immutable while unmounted.
+      spawnSync('chattr', ['-R', '-f', '-i', suite.dataDir], { stdio: 'ignore' });
       rmSync(suite.dataDir, { recursive: true, force: true });
+    }
     rmSync(suite.canaryDir, { recursive: true, force: true });
   } else {
     rmSync(suite.canaryDir, { recursive: true, force: true });

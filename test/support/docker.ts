@@ -78,5 +78,7 @@ export function removeAllFor(directorUuid: string): void {
 export function removeDataDir(dataDir: string): void {
   if (!dataDir.startsWith('/var/lib/bosh-')) throw new Error(`refusing to remove ${dataDir}`);
   spawnSync('umount', [`${dataDir}/mounts`]);
+  // Mount points of disks still recorded as attached are immutable (chattr +i) while unmounted.
+  spawnSync('chattr', ['-R', '-f', '-i', dataDir]);
   spawnSync('rm', ['-rf', '--one-file-system', dataDir]);
 }

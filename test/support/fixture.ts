@@ -12,6 +12,8 @@ export interface DockerFixture {
   dataDir: string;
   configPath: string;
   stemcell: string;
+  /** The stemcell tarball's image, to import it again under another CID. */
+  stemcellImagePath: string;
   subnet: ReturnType<typeof freeSubnet>;
   manual(host: number, extra?: Record<string, unknown>): Record<string, unknown>;
   cleanup(): Promise<void>;
@@ -40,6 +42,7 @@ export async function dockerFixture(
     dataDir,
     configPath,
     stemcell,
+    stemcellImagePath: built.imagePath,
     subnet,
     manual: (host, extra = {}) => ({
       default: {

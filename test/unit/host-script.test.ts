@@ -49,9 +49,10 @@ describe('host operations table and script', () => {
 
   test('set-disk-metadata writes the JSON the caller passed, encoded once', () => {
     mkdirSync(join(dataDir, 'disks', DISK), { recursive: true });
+    mkdirSync(join(dataDir, 'locks'), { recursive: true });
     writeFileSync(join(dataDir, 'disks', DISK, 'disk.img'), '');
     const meta = { bosh: { deployment: 'd' } };
-    assert.equal(run('set-disk-metadata', encodeHostArgs('set-disk-metadata', [DISK, meta])).code, 0);
+    assert.equal(run('set-disk-metadata', encodeHostArgs('set-disk-metadata', [DISK, '', meta])).code, 0);
     assert.deepEqual(JSON.parse(readFileSync(join(dataDir, 'disks', DISK, 'metadata.json'), 'utf8')), meta);
     assert.match(run('has-disk', [DISK]).stdout, /^size 0$/m);
   });

@@ -13,7 +13,7 @@ import { execInContainer } from './engine/exec.ts';
 import type { HostResult } from './helper.ts';
 import { isId, newId, parseId } from './ids.ts';
 import { diskHint, readSettings, syncPersistentDisks } from './settings-file.ts';
-import { findVm, requireVm } from './vms.ts';
+import { findVm, isolateVmRoot, mountDisksForVm, requireVm, startContainer } from './vms.ts';
 
 /** Seconds detach waits for the VM to stop using a disk before it reports it busy. */
 const DETACH_BUSY_WAIT_S = 10;
@@ -88,18 +88,47 @@ export async function hasDisk(ctx: DockerContext, diskCid: DiskCid): Promise<boo
   return true;
 }
 
+/**
+ * Merges the Director's metadata into the disk's record (the one written at creation stays). The
+ * host replaces the file only if it is still what was read, under the disk's lock, so concurrent
+ * calls each land their keys.
+ */
 export async function setDiskMetadata(
   ctx: DockerContext,
   diskCid: DiskCid,
   metadata: Metadata,
 ): Promise<void> {
   requireDiskId(diskCid);
-  const res = await ctx.host.run('set-disk-metadata', [
-    diskCid,
-    { bosh: metadata, updated_at: new Date().toISOString() },
-  ]);
-  if (res.outcome === 'notFound') throw diskNotFound(diskCid);
-  if (res.outcome !== 'done') fail(res, `Setting metadata of disk '${diskCid}' failed`);
+  for (let attempt = 1; ; attempt++) {
+    const read = await ctx.host.run('read-disk-metadata', [diskCid]);
+    if (read.outcome === 'notFound') throw diskNotFound(diskCid);
+    if (read.outcome !== 'done') fail(read, `Reading the metadata of disk '${diskCid}' failed`);
+    const current = read.lines.find(([k]) => k === 'metadata')?.[1] ?? '';
+    const merged = mergeDiskMetadata(current, metadata, new Date().toISOString());
+    const res = await ctx.host.run('set-disk-metadata', [diskCid, current, merged]);
+    if (res.outcome === 'notFound') throw diskNotFound(diskCid);
+    if (res.outcome === 'changed' && attempt < 10) continue;
+    if (res.outcome === 'changed')
+      throw cloudError(`Setting metadata of disk '${diskCid}' failed: it kept changing concurrently`, true);
+    if (res.outcome !== 'done') fail(res, `Setting metadata of disk '${diskCid}' failed`);
+    return;
+  }
+}
+
+/** The record with the Director's keys merged into `bosh`; an unreadable record is kept as text. */
+export function mergeDiskMetadata(current: string, metadata: Metadata, now: string): Record<string, unknown> {
+  let record: Record<string, unknown>;
+  try {
+    const parsed: unknown = current ? JSON.parse(current) : {};
+    record =
+      parsed && typeof parsed === 'object' && !Array.isArray(parsed)
+        ? (parsed as Record<string, unknown>)
+        : { unparsed: current };
+  } catch {
+    record = { unparsed: current };
+  }
+  const previous = record.bosh && typeof record.bosh === 'object' ? (record.bosh as Metadata) : {};
+  return { ...record, bosh: { ...previous, ...metadata }, updated_at: now };
 }
 
 /** A disk still mounted for a VM whose container is gone (a delete_vm killed half-way): release it. */
@@ -127,7 +156,7 @@ function prefetchSettings(ctx: DockerContext, containerId: string): Promise<Agen
  * calls on one VM can interleave their writes, so the mounts are read again after writing and
  * the file is rewritten until both agree.
  */
-async function syncSettings(
+export async function syncSettings(
   ctx: DockerContext,
   containerId: string,
   vmCid: VmCid,
@@ -143,7 +172,12 @@ async function syncSettings(
     if (now.length === disks.length && now.every((d) => disks.includes(d))) return;
     disks = now;
   }
-  ctx.logger.warn(`The disks of VM ${vmCid} kept changing while its settings were written`);
+  // The settings may now name a disk that is not mounted (or miss one that is): the agent must
+  // not act on them, so the call fails and the Director retries it.
+  throw cloudError(
+    `The agent settings of VM '${vmCid}' could not be brought in line with its mounted disks: the disks kept changing while they were written`,
+    true,
+  );
 }
 
 /** The PID of the container's init on the host, 0 while it is not running. */
@@ -172,6 +206,15 @@ export async function attachDisk(ctx: DockerContext, vmCid: VmCid, diskCid: Disk
   if (res.outcome !== 'done') fail(res, `Attaching disk '${diskCid}' to VM '${vmCid}' failed`);
   await syncSettings(ctx, vm.Id, vmCid, disksOf(res), settings);
   ctx.logger.info(`Attached disk ${diskCid} to VM ${vmCid} at ${diskHint(diskCid)}`);
+  if (vm.State === 'exited' || vm.State === 'created') {
+    // Stopped, e.g. its container could not start after a host reboot: with every disk its
+    // settings name mounted again, it starts.
+    const named = Object.keys((await readSettings(ctx.containers, vm.Id))?.disks?.persistent ?? {});
+    await mountDisksForVm(ctx, vmCid, named);
+    await startContainer(ctx, vm.Id);
+    await isolateVmRoot(ctx, vm.Id, vmCid);
+    ctx.logger.info(`Started VM ${vmCid}, which was stopped`);
+  }
   return diskHint(diskCid);
 }
 

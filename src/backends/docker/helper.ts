@@ -11,11 +11,11 @@ import {
   type HostOutcome,
   hostOutcome,
 } from './host-operations.ts';
-import { HOST_SCRIPT } from './host-script.ts';
+import { DATA_DIRS, HOST_SCRIPT } from './host-script.ts';
 import { LABELS } from './labels.ts';
 
 /** Bumped whenever the helper's container spec changes, so an older helper is replaced. */
-export const HELPER_CONTAINER = 'bosh-cpi-helper-2';
+export const HELPER_CONTAINER = 'bosh-cpi-helper-4';
 
 /**
  * The helper's image holds nothing but links into the host's root filesystem (bound at /host),
@@ -72,6 +72,35 @@ script=$1; shift
 exec nsenter -t "$pid" -m -- /bin/sh -c "$script" bosh-cpi-host "$@"
 `;
 
+/**
+ * The helper's command. It starts with the engine (restart policy), so after a host reboot it
+ * mounts every data dir's disks again (the data dirs the host script recorded in DATA_DIRS), then
+ * starts the VM containers the engine could not start because their mounts/ was not shared yet
+ * (through the engine's unix socket with the host's curl, when both exist; otherwise the next
+ * attach_disk or reboot_vm starts them). Then it idles, waiting for exec'd operations.
+ */
+export const HELPER_MAIN = `
+enter=$1; script=$2
+trap "exit 0" TERM INT
+if [ -r "/host${DATA_DIRS}" ]; then
+  while read -r d; do
+    [ -d "/host$d/mounts" ] && sh -c "$enter" bosh-cpi-host "$script" restore "$d" < /dev/null || true
+  done < "/host${DATA_DIRS}"
+fi
+sock="/host\${BOSH_CPI_ENGINE_SOCKET:-/nonexistent}"
+if [ -S "$sock" ] && command -v curl >/dev/null 2>&1; then
+  api() { curl -sf --max-time 30 --unix-socket "$sock" "$@"; }
+  for delay in 2 5 10 20 30; do
+    sleep "$delay"
+    for id in $(api 'http://engine/containers/json?all=1&filters=%7B%22label%22%3A%5B%22${LABELS.vm}%22%5D%2C%22status%22%3A%5B%22exited%22%2C%22created%22%5D%7D' | grep -o '"Id":"[0-9a-f]*"' | grep -o '[0-9a-f]\\{64\\}'); do
+      api "http://engine/containers/$id/json" | grep -q 'shared or slave mount' || continue
+      api -X POST "http://engine/containers/$id/start" >/dev/null && echo "started VM container $id after the engine restarted"
+    done
+  done
+fi
+while :; do sleep 3600 & wait $!; done
+`;
+
 export interface HostResult<Op extends HostOperationName = HostOperationName> {
   outcome: HostOutcome<Op>;
   exitCode: number;
@@ -126,6 +155,8 @@ export class HostHelper {
         return at < 0 ? [l, ''] : [l.slice(0, at), l.slice(at + 1)];
       });
     if (result.stderr.trim()) this.logger.debug(`host ${operation}: ${result.stderr.trim()}`);
+    for (const [key, text] of lines)
+      if (key === 'warning') this.logger.warn(`Docker host (${operation}): ${text}`);
     return {
       outcome: hostOutcome(operation, result.exitCode),
       exitCode: result.exitCode,
@@ -156,6 +187,7 @@ export class HostHelper {
         await containers.remove(old.Id, { force: true });
       }
     }
+    const socket = this.docker.endpoint.startsWith('unix://') ? this.docker.endpoint.slice(7) : '';
     let existing = await containers.inspect(HELPER_CONTAINER);
     for (let i = 0; i < 100 && existing?.State?.Status === 'removing'; i++) {
       await new Promise((r) => setTimeout(r, 100));
@@ -166,13 +198,15 @@ export class HostHelper {
       try {
         await containers.create(HELPER_CONTAINER, {
           Image: this.image,
-          Entrypoint: ['/bin/sh', '-c', 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done'],
+          Entrypoint: ['/bin/sh', '-c', HELPER_MAIN, 'bosh-cpi-helper', ENTER_HOST, HOST_SCRIPT],
+          Env: socket ? [`BOSH_CPI_ENGINE_SOCKET=${socket}`] : [],
           Labels: { [LABELS.cpi]: 'docker', [LABELS.role]: 'helper' },
           HostConfig: {
             Binds: ['/:/host:ro'],
             PidMode: 'host',
             NetworkMode: 'none',
-            CapAdd: ['SYS_ADMIN', 'SYS_PTRACE', 'SYS_CHROOT', 'MKNOD', 'NET_ADMIN'],
+            // LINUX_IMMUTABLE: mount points are immutable while their disk is not mounted (host-script.ts).
+            CapAdd: ['SYS_ADMIN', 'SYS_PTRACE', 'SYS_CHROOT', 'MKNOD', 'NET_ADMIN', 'LINUX_IMMUTABLE'],
             SecurityOpt: ['seccomp=unconfined', 'apparmor=unconfined'],
             // Loop devices (block major 7) and /dev/loop-control.
             DeviceCgroupRules: ['b 7:* rwm', 'c 10:237 rwm'],

@@ -15,6 +15,8 @@ export const HOST_EXIT_CODES = {
   noSpace: 8,
   /** Released by the VM's agent but still mounted elsewhere in the VM (`leftover <mount point>` lines). */
   leftInVm: 9,
+  /** The record changed since it was read (set-disk-metadata replaces only what it read). */
+  changed: 10,
 } as const;
 
 export type HostOutcomeName = keyof typeof HOST_EXIT_CODES;
@@ -58,13 +60,16 @@ const operation = <const A extends readonly HostArg<unknown>[], const O extends 
 
 export const HOST_OPERATIONS = {
   setup: operation([], []),
+  /** Mounts every recorded disk that is not mounted (after a host reboot); run by the helper at engine start. */
+  restore: operation([], []),
   'create-disk': operation(
     [diskCid(), whole('size'), json('meta'), optional(snapshotCid('src'))],
     ['notFound', 'inUseElsewhere', 'noSpace'],
   ),
   'has-disk': operation([diskCid()], ['notFound']),
   'delete-disk': operation([diskCid()], ['notFound', 'inUseElsewhere', 'busy']),
-  'set-disk-metadata': operation([diskCid(), json('meta')], ['notFound']),
+  'read-disk-metadata': operation([diskCid()], ['notFound']),
+  'set-disk-metadata': operation([diskCid(), text('expected'), json('meta')], ['notFound', 'changed']),
   'attach-disk': operation([vmCid(), diskCid(), whole('pid')], ['notFound', 'inUseElsewhere', 'busy']),
   'detach-disk': operation(
     [vmCid(), diskCid(), whole('pid'), whole('wait_s')],

@@ -4,7 +4,7 @@
  *
  * Called as: sh -c SCRIPT sh <operation> <data_dir> [arguments...]. Arguments are never
  * interpolated into the script text, and every cloud ID was checked against its format first.
- * Results are `key value` lines on stdout. The operations, their arguments and their exit codes
+ * Results are `key value` lines on stdout (`warning <text>` lines are logged). The operations, their arguments and their exit codes
  * are declared in host-operations.ts; the dispatcher below is made from that table, and only
  * the body of each operation is written here.
  *
@@ -12,7 +12,13 @@
  *   disks/<disk_cid>/{disk.img,metadata.json}     snapshots/<snapshot_cid>/{disk.img,metadata.json}
  *   mounts/<vm_cid>/<disk_cid>  (mounts/ is an rshared bind mount, so a loop mount made here
  *                                appears inside the running container at /warden-cpi-dev/<disk_cid>)
- *   ephemeral/<vm_cid>.img, ephemeral/<vm_cid>/   locks/
+ *   ephemeral/<vm_cid>.img, ephemeral/<vm_cid>/   locks/   stray/ (content found where none belongs)
+ * The directory mounts/<vm_cid>/<disk_cid> is the record that the disk is attached to the VM; it
+ * exists from attach to detach, across host reboots, and is immutable (chattr +i) while nothing is
+ * mounted on it, so with its disk missing nothing can write into it (the agent's bind mount of an
+ * empty directory onto /var/vcap/store, a job). The same holds for ephemeral/<vm_cid>.
+ * After a host reboot the loop mounts and the mounts/ bind are gone: the first operation (or the
+ * helper container, which starts with the engine) binds mounts/ again and mounts every record.
  * Creation and deletion go through a `.creating-` / `.deleting-` name and one rename, so a
  * killed call leaves either the whole object or a leftover that no lookup mistakes for one.
  */
@@ -31,7 +37,11 @@ const SHELL_NAMES: Record<HostOutcomeName, string> = {
   smallerSize: 'E_SMALLER_SIZE',
   noSpace: 'E_NO_SPACE',
   leftInVm: 'E_LEFT_IN_VM',
+  changed: 'E_CHANGED',
 };
+
+/** A host file listing every data dir in use, so the helper can mount their disks again after a reboot. */
+export const DATA_DIRS = '/var/lib/bosh-docker-cpi.data-dirs';
 
 const PREAMBLE = `
 die() { code=$1; shift; echo "$*" >&2; exit "$code"; }
@@ -42,13 +52,81 @@ setup() {
   chmod 0700 "$D"
   exec 9>"$D/locks/.setup"
   flock 9
-  mountpoint -q "$D/mounts" || mount --bind "$D/mounts" "$D/mounts"
+  grep -qxF "$D" ${DATA_DIRS} 2>/dev/null || echo "$D" >> ${DATA_DIRS}
+  if ! mountpoint -q "$D/mounts"; then
+    mount --bind "$D/mounts" "$D/mounts"
+    mount --make-rshared "$D/mounts"
+    restore_mounts
+  fi
   mount --make-rshared "$D/mounts"
   flock -u 9
   exec 9>&-
 }
 
+# Every operation starts here: a data dir whose mounts/ is not bound means the host has restarted,
+# and the records are mounted again before anything looks at them.
+ready() { [ -d "$D/mounts" ] || return 0; mountpoint -q "$D/mounts" || setup; }
+
+# A mount point is immutable while nothing is mounted on it (see the layout above). chattr on a
+# mounted path would change the mounted filesystem's root instead, hence the checks.
+seal() {
+  mountpoint -q "$1" && return 0
+  chattr +i "$1" 2>/dev/null || echo "warning cannot make $1 immutable (chattr +i failed: the helper lacks CAP_LINUX_IMMUTABLE, or the data dir's filesystem has no such flag)"
+}
+unseal() { mountpoint -q "$1" || chattr -i "$1" 2>/dev/null || true; }
+
+# Removes an empty mount point; content that should not be there is moved aside under stray/ and
+# reported, never deleted and never a reason to stop.
+remove_dir() { # <dir>
+  [ -d "$1" ] || return 0
+  unseal "$1"
+  rmdir "$1" 2>/dev/null && return 0
+  mkdir -p "$D/stray"
+  dest="$D/stray/$(date -u +%Y%m%dT%H%M%SZ)-$$-$(echo "\${1#"$D"/}" | tr / _)"
+  if mv "$1" "$dest" 2>/dev/null; then
+    echo "warning $1 was not empty; its content was moved to $dest"
+  else
+    echo "warning $1 is not empty and could not be moved aside to $dest"
+    return 1
+  fi
+}
+
+# Mounts every disk and ephemeral disk whose record exists but is not mounted (after a host
+# reboot). A disk image still attached to a loop device somewhere is left alone: mounting it a
+# second time would corrupt it.
+restore_mounts() {
+  for m in "$D"/mounts/*/*; do
+    [ -d "$m" ] || continue
+    mountpoint -q "$m" && continue
+    cid=\${m##*/}; vm=\${m%/*}; vm=\${vm##*/}; img="$D/disks/$cid/disk.img"
+    if [ ! -f "$img" ]; then
+      echo "warning $m records disk $cid for VM $vm, but the disk does not exist"
+      continue
+    fi
+    lock_disk "$cid"
+    if mountpoint -q "$m"; then :
+    elif [ -n "$(losetup -j "$img")" ]; then
+      echo "warning disk $cid of VM $vm is not mounted but its image is in use by a loop device; not mounting it"
+    elif mount -o loop,noatime "$img" "$m"; then
+      echo "restored $vm $cid"
+    else
+      echo "warning cannot mount disk $cid for VM $vm again"
+    fi
+    unlock_disk
+  done
+  for img in "$D"/ephemeral/*.img; do
+    [ -f "$img" ] || continue
+    mp=\${img%.img}
+    [ -d "$mp" ] || continue
+    mountpoint -q "$mp" && continue
+    [ -z "$(losetup -j "$img")" ] && mount -o loop,noatime "$img" "$mp" && continue
+    echo "warning cannot mount the ephemeral disk $img again"
+  done
+  return 0
+}
+
 lock_disk() { exec 8>"$D/locks/$1.lock"; flock 8; }
+unlock_disk() { exec 8>&-; }
 
 # The kernel frees an autoclear loop device a moment after its last unmount, later still when
 # several unmounts run at once, so a disk detached a moment ago may still show one. Waits up to
@@ -90,6 +168,14 @@ list_mounts() {
   return 0
 }
 
+# Prints the VM that holds a disk (its record, mounted or not), if any.
+holder_of() {
+  for m in "$D"/mounts/*/"$1"; do
+    [ -d "$m" ] && { m=\${m%/*}; echo "\${m##*/}"; return 0; }
+  done
+  return 0
+}
+
 # Prints the VM holding a disk mounted, if any.
 mounted_under() {
   for m in "$D"/mounts/*/"$1"; do
@@ -124,6 +210,9 @@ const BODIES: Record<HostOperationName, string> = {
   setup: `
   setup
 `,
+  restore: `
+  setup
+`,
   'create-disk': `
   setup
   [ -e "$D/disks/$cid" ] && die "$E_IN_USE_ELSEWHERE" "disk $cid already exists"
@@ -150,17 +239,29 @@ const BODIES: Record<HostOperationName, string> = {
   setup
   [ -d "$D/disks/$cid" ] || exit "$E_NOT_FOUND"
   lock_disk "$cid"
-  vm=$(mounted_under "$cid")
+  vm=$(holder_of "$cid")
   [ -n "$vm" ] && die "$E_IN_USE_ELSEWHERE" "attached $vm"
   loops_gone "$D/disks/$cid/disk.img" || die "$E_BUSY" "disk image is still in use by a loop device"
   gone=$(fresh_name "$D/disks" deleting "$cid")
   mv "$D/disks/$cid" "$gone"
   rm -rf "$gone" "$D/locks/$cid.lock"
 `,
-  'set-disk-metadata': `
+  'read-disk-metadata': `
   [ -d "$D/disks/$cid" ] || exit "$E_NOT_FOUND"
-  printf '%s' "$meta" > "$D/disks/$cid/.metadata.json.new"
-  mv "$D/disks/$cid/.metadata.json.new" "$D/disks/$cid/metadata.json"
+  printf 'metadata %s\\n' "$(cat "$D/disks/$cid/metadata.json" 2>/dev/null || true)"
+`,
+  'set-disk-metadata': `
+  # Replaces the record only if it is still what the caller read (expected), under the disk's lock.
+  dir="$D/disks/$cid"
+  [ -d "$dir" ] || exit "$E_NOT_FOUND"
+  lock_disk "$cid"
+  [ -d "$dir" ] || exit "$E_NOT_FOUND"
+  [ "$(cat "$dir/metadata.json" 2>/dev/null || true)" = "$expected" ] || exit "$E_CHANGED"
+  tmp=$(mktemp "$dir/.metadata.json.XXXXXX")
+  trap 'rm -f "$tmp"' EXIT
+  printf '%s' "$meta" > "$tmp"
+  mv "$tmp" "$dir/metadata.json"
+  trap - EXIT
 `,
   'attach-disk': `
   setup
@@ -170,11 +271,15 @@ const BODIES: Record<HostOperationName, string> = {
   lock_disk "$cid"
   mp="$D/mounts/$vm/$cid"
   if ! mountpoint -q "$mp" 2>/dev/null; then
-    other=$(mounted_under "$cid")
-    [ -n "$other" ] && die "$E_IN_USE_ELSEWHERE" "attached $other"
+    other=$(holder_of "$cid")
+    [ -n "$other" ] && [ "$other" != "$vm" ] && die "$E_IN_USE_ELSEWHERE" "attached $other"
     loops_gone "$img" || die "$E_BUSY" "disk image is in use by a loop device outside this CPI's mounts"
     mkdir -p "$mp"
-    mount -o loop,noatime "$img" "$mp"
+    seal "$mp"
+    if ! mount -o loop,noatime "$img" "$mp"; then
+      [ "$other" = "$vm" ] || remove_dir "$mp" || true
+      die 1 "mounting disk $cid failed"
+    fi
   fi
   list_mounts "$vm"
 `,
@@ -184,7 +289,13 @@ const BODIES: Record<HostOperationName, string> = {
   [ -f "$D/disks/$cid/disk.img" ] || exit "$E_NOT_FOUND"
   isolate_vm_root "$pid"
   lock_disk "$cid"
-  mountpoint -q "$mp" 2>/dev/null || exit "$E_NOT_ATTACHED"
+  [ -d "$mp" ] || exit "$E_NOT_ATTACHED"
+  if ! mountpoint -q "$mp"; then
+    # Recorded but not mounted (the host restarted and the disk could not be mounted again).
+    remove_dir "$mp" || die 1 "cannot remove the mount point $mp"
+    list_mounts "$vm"
+    exit 0
+  fi
   dev=$(findmnt -n -o MAJ:MIN --mountpoint "$mp" | tr -d ' ')
   loopdev=$(findmnt -n -o SOURCE --mountpoint "$mp" | tr -d ' ')
   tries=0
@@ -217,7 +328,7 @@ const BODIES: Record<HostOperationName, string> = {
     mount "$loopdev" "$mp" 2>/dev/null && die "$E_BUSY" "the filesystem is still mounted elsewhere in the VM; the disk stays attached"
     die "$E_BUSY" "unmounted, but the disk is still referenced by loop device $loopdev"
   fi
-  rmdir "$mp" 2>/dev/null || true
+  remove_dir "$mp" || true
   list_mounts "$vm"
 `,
   'release-disk': `
@@ -225,7 +336,7 @@ const BODIES: Record<HostOperationName, string> = {
   mp="$D/mounts/$vm/$cid"
   lock_disk "$cid"
   if mountpoint -q "$mp" 2>/dev/null; then umount "$mp"; fi
-  rmdir "$mp" 2>/dev/null || true
+  remove_dir "$mp" || true
 `,
   'list-disks': `
   list_mounts "$vm"
@@ -234,26 +345,36 @@ const BODIES: Record<HostOperationName, string> = {
   setup
   img="$D/ephemeral/$vm.img"; mp="$D/ephemeral/$vm"
   mkdir -p "$mp"
+  seal "$mp"
   if ! mountpoint -q "$mp"; then
     [ -f "$img" ] || make_fs "$img" "$size"
     mount -o loop,noatime "$img" "$mp"
   fi
 `,
   'delete-vm-storage': `
-  # After the container is gone.
+  # After the container is gone. Goes through every piece (each disk under its lock), then reports.
+  busy=""
   if [ -d "$D/mounts/$vm" ]; then
-    for m in "$D/mounts/$vm"/*; do
-      [ -d "$m" ] || continue
-      if mountpoint -q "$m"; then umount "$m" || die "$E_BUSY" "cannot unmount $(basename "$m") of $vm"; fi
-      rmdir "$m"
+    for m in "$D/mounts/$vm"/* "$D/mounts/$vm"/.[!.]*; do
+      [ -e "$m" ] || continue
+      cid=\${m##*/}
+      [ -f "$D/disks/$cid/disk.img" ] && lock_disk "$cid"
+      if mountpoint -q "$m"; then umount "$m" || { busy="$busy disk $cid"; unlock_disk; continue; }; fi
+      if [ -d "$m" ]; then remove_dir "$m" || true
+      else mkdir -p "$D/stray"; mv "$m" "$D/stray/$(date -u +%Y%m%dT%H%M%SZ)-$$-$vm-$cid" && echo "warning moved the unexpected file $m to $D/stray"
+      fi
+      unlock_disk
     done
-    rmdir "$D/mounts/$vm"
+    [ -n "$busy" ] || remove_dir "$D/mounts/$vm" || true
   fi
   if [ -d "$D/ephemeral/$vm" ]; then
-    if mountpoint -q "$D/ephemeral/$vm"; then umount "$D/ephemeral/$vm" || die "$E_BUSY" "cannot unmount the ephemeral disk of $vm"; fi
-    rmdir "$D/ephemeral/$vm"
+    if mountpoint -q "$D/ephemeral/$vm" && ! umount "$D/ephemeral/$vm"; then busy="$busy ephemeral disk"
+    else remove_dir "$D/ephemeral/$vm" || true; rm -f "$D/ephemeral/$vm.img"
+    fi
+  else
+    rm -f "$D/ephemeral/$vm.img"
   fi
-  rm -f "$D/ephemeral/$vm.img"
+  [ -z "$busy" ] || die "$E_BUSY" "cannot unmount the$busy of $vm (busy); everything else was released"
 `,
   'snapshot-disk': `
   setup
@@ -285,7 +406,7 @@ const BODIES: Record<HostOperationName, string> = {
   img="$D/disks/$cid/disk.img"
   [ -f "$img" ] || exit "$E_NOT_FOUND"
   lock_disk "$cid"
-  vm=$(mounted_under "$cid")
+  vm=$(holder_of "$cid")
   [ -n "$vm" ] && die "$E_IN_USE_ELSEWHERE" "attached $vm"
   loops_gone "$img" || die "$E_BUSY" "disk image is in use by a loop device"
   cur=$(stat -c %s "$img")
@@ -336,4 +457,5 @@ set -eu
 op=$1; D=$2; shift 2
 ${exitCodes}
 ${PREAMBLE}
+[ "$op" = setup ] || ready
 ${dispatcher()}`;

@@ -4,6 +4,10 @@
  */
 import { cgroupDelegationScript, type InitSystem } from './container-init.ts';
 
+import { MOUNT_POINT_IN_VM, SETTINGS_DIR, SETTINGS_FILE } from './settings-file.ts';
+
+const SETTINGS_PATH = `${SETTINGS_DIR}/${SETTINGS_FILE}`;
+
 /** Files Docker bind-mounts into every container; the agent replaces them (rename, symlink), which a mount point refuses. */
 export const ENGINE_MOUNTED_FILES = ['/etc/resolv.conf', '/etc/hosts', '/etc/hostname'] as const;
 
@@ -20,10 +24,41 @@ export function prepareContainerScript(): string {
   );
   return [
     ...unmount,
+    waitForDisksScript(),
     'mkdir -p /var/vcap/store /var/vcap/data/sys /var/vcap/sys',
     // Left over from a previous run of the same container (restart, attach by recreation): stale pid files.
     'rm -rf /var/vcap/data/sys/run',
   ].join('; ');
+}
+
+/** How long a starting container waits for its disks before it exits (the engine then starts it again). */
+export const DISK_WAIT_SECONDS = 30;
+
+/**
+ * Shell that waits until every persistent disk the settings name is mounted at its
+ * /warden-cpi-dev/<disk> and the ephemeral disk accepts writes (its mount point is immutable while
+ * its disk is missing), and exits 1 after DISK_WAIT_SECONDS otherwise. After a host reboot the
+ * engine may start the container before the CPI's helper has mounted the disks again; the agent
+ * must not start then, or the job would run without its store. Builtins plus grep only.
+ */
+export function waitForDisksScript({
+  seconds = DISK_WAIT_SECONDS,
+  settingsPath = SETTINGS_PATH,
+  mountinfo = '/proc/self/mountinfo',
+  ephemeralDir = '/var/vcap/data',
+} = {}): string {
+  const giveUp = (what: string) =>
+    `waited=$((waited + 1)); if [ "$waited" -gt ${seconds} ]; then echo "bosh-cpi: ${what} after ${seconds} s; not starting the agent" >&2; exit 1; fi; sleep 1`;
+  return [
+    // PID 1 ignores SIGTERM without a handler: a stop while waiting would take the engine's full timeout.
+    "trap 'exit 143' TERM",
+    `mounted() { while read -r _ _ _ _ m _; do [ "$m" = "$1" ] && return 0; done < ${mountinfo}; return 1; }`,
+    `waited=0; for d in $(grep -o '"${MOUNT_POINT_IN_VM}/[^"]*"' ${settingsPath} 2>/dev/null | grep -o '/[^"]*'); do`,
+    `  until mounted "$d"; do ${giveUp('persistent disk $d is not mounted')}; done`,
+    'done',
+    `until mkdir -p ${ephemeralDir}/sys 2>/dev/null; do ${giveUp(`the ephemeral disk at ${ephemeralDir} is not mounted`)}; done`,
+    'trap - TERM',
+  ].join('\n');
 }
 
 export interface StartCommandOptions {

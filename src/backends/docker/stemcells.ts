@@ -143,3 +143,9 @@ export async function removeUnusedStemcellImage(ctx: DockerContext, imageId: str
   if (outcome === 'removed')
     ctx.logger.info(`Removed the image of deleted stemcell ${image.Config.Labels[LABELS.stemcell]}`);
 }
+
+/** Every deleted stemcell's image that no container uses any more (a retried delete_vm no longer knows which). */
+export async function removeUnusedStemcellImages(ctx: DockerContext): Promise<void> {
+  for (const image of await ctx.images.list([LABELS.stemcell], true))
+    await removeUnusedStemcellImage(ctx, image.Id);
+}

@@ -8,7 +8,7 @@ import type { DockerContext } from './context.ts';
 import { DockerApiError } from './engine/client.ts';
 import type { TarEntry } from './engine/tar.ts';
 import type { ContainerSummary } from './engine/types.ts';
-import { isId, newId, stemcellImageRef } from './ids.ts';
+import { isId, newId, parseId, stemcellImageRef } from './ids.ts';
 import { LABELS } from './labels.ts';
 import {
   defaultGatewayNetwork,
@@ -20,7 +20,7 @@ import {
 } from './networking.ts';
 import { MOUNT_POINT_IN_VM, readSettings, SETTINGS_DIR, writeSettings } from './settings-file.ts';
 import { startCommand } from './start-command.ts';
-import { removeUnusedStemcellImage } from './stemcells.ts';
+import { removeUnusedStemcellImage, removeUnusedStemcellImages } from './stemcells.ts';
 import { capabilitiesFor, checkedBinds, checkedCapAdd, checkedPrivileged } from './vm-policy.ts';
 
 const EPHEMERAL_MOUNT = '/var/vcap/data';
@@ -237,7 +237,7 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
  * stacks another /warden-cpi-dev, with a copy of each disk, inside the VM. Needed after each start of
  * the container; attach and detach repeat it for restarts the CPI did not make (engine restarts).
  */
-async function isolateVmRoot(ctx: DockerContext, containerId: string, vmCid: string): Promise<void> {
+export async function isolateVmRoot(ctx: DockerContext, containerId: string, vmCid: string): Promise<void> {
   const inspected = await ctx.containers.inspect(containerId);
   if (!inspected?.State.Running) return;
   const res = await ctx.host.run('isolate-vm-root', [inspected.State.Pid]);
@@ -245,19 +245,25 @@ async function isolateVmRoot(ctx: DockerContext, containerId: string, vmCid: str
     ctx.logger.warn(`Making the root filesystem of VM ${vmCid} private on the host failed: ${res.stderr}`);
 }
 
-/** Starts the container; on the first use of a data dir the mount directory is not shared yet. */
-async function startContainer(ctx: DockerContext, containerId: string): Promise<void> {
+const isUnsharedMountError = (e: unknown) =>
+  e instanceof DockerApiError && /shared or slave mount|no such file or directory/i.test(e.apiMessage);
+
+async function prepareDataDir(ctx: DockerContext): Promise<void> {
+  ctx.logger.info(
+    `Preparing the data directory ${ctx.props.data_dir} on the Docker host (first VM there, or the host restarted)`,
+  );
+  const res = await ctx.host.run('setup', []);
+  if (res.outcome !== 'done')
+    throw cloudError(`Preparing ${ctx.props.data_dir} on the Docker host failed: ${res.stderr}`);
+}
+
+/** Starts the container; on the first use of a data dir (or after a host reboot) mounts/ is not shared yet. */
+export async function startContainer(ctx: DockerContext, containerId: string): Promise<void> {
   try {
     await ctx.containers.start(containerId);
   } catch (e) {
-    if (
-      !(e instanceof DockerApiError && /shared or slave mount|no such file or directory/i.test(e.apiMessage))
-    )
-      throw e;
-    ctx.logger.info('Preparing the data directory on the Docker host (first VM there)');
-    const res = await ctx.host.run('setup', []);
-    if (res.outcome !== 'done')
-      throw cloudError(`Preparing ${ctx.props.data_dir} on the Docker host failed: ${res.stderr}`);
+    if (!isUnsharedMountError(e)) throw e;
+    await prepareDataDir(ctx);
     await ctx.containers.start(containerId);
   }
 }
@@ -298,12 +304,24 @@ export async function deleteVm(ctx: DockerContext, vmCid: VmCid): Promise<void> 
     ctx.logger.info(`Removed container ${vm.Id.slice(0, 12)} of VM ${vmCid}`);
   }
   const storage = await ctx.host.run('delete-vm-storage', [vmCid]);
-  if (storage.outcome !== 'done')
-    throw cloudError(`Releasing the storage of VM '${vmCid}' failed: ${storage.stderr}`);
-  await ctx.volumes.remove(ephemeralVolume(vmCid));
+  if (storage.outcome === 'done') await ctx.volumes.remove(ephemeralVolume(vmCid));
+  // Networks and images are swept on every call, also on a retry whose container is already gone.
+  const sweep = async () => {
+    await removeUnusedNetworks(ctx);
+    if (vm) await removeUnusedStemcellImage(ctx, vm.ImageID);
+    else await removeUnusedStemcellImages(ctx);
+  };
+  if (storage.outcome !== 'done') {
+    await sweep().catch((e) =>
+      ctx.logger.warn(`Sweeping unused networks and images failed: ${e instanceof Error ? e.message : e}`),
+    );
+    throw cloudError(
+      `Releasing the storage of VM '${vmCid}' failed: ${storage.stderr || `the host operation exited with ${storage.exitCode}`}`,
+      true,
+    );
+  }
+  await sweep();
   if (!vm) throw vmNotFound(vmCid);
-  await removeUnusedNetworks(ctx);
-  await removeUnusedStemcellImage(ctx, vm.ImageID);
 }
 
 /**
@@ -353,14 +371,59 @@ async function applyDefaultRoute(ctx: DockerContext, containerId: string, networ
   ctx.logger.info(`Default route via ${gateway} on network '${name}'`);
 }
 
+/**
+ * Restarts the container. Every disk its settings name is mounted first (after a host reboot the
+ * loop mounts are gone, and the container's start command waits for them), so the VM comes back
+ * with its disks or the call fails.
+ */
 export async function rebootVm(ctx: DockerContext, vmCid: VmCid): Promise<void> {
   const vm = await requireVm(ctx, vmCid);
-  await ctx.containers.restart(vm.Id, 30);
+  const settings = await readSettings(ctx.containers, vm.Id);
+  const named = Object.keys(settings?.disks?.persistent ?? {}).sort();
+  const mounted = await mountDisksForVm(ctx, vmCid, named);
+  await ctx.containers.restart(vm.Id, 30).catch(async (e) => {
+    if (!isUnsharedMountError(e)) throw e;
+    await prepareDataDir(ctx);
+    await ctx.containers.start(vm.Id);
+  });
   // The engine mounted the container's root filesystem anew, with the disks mounted under it.
   await isolateVmRoot(ctx, vm.Id, vmCid);
-  const settings = await readSettings(ctx.containers, vm.Id);
   if (settings) await applyDefaultRoute(ctx, vm.Id, settings.networks as Networks);
-  ctx.logger.info(`Restarted VM ${vmCid}; its persistent disks stay mounted`);
+  ctx.logger.info(
+    `Restarted VM ${vmCid}${named.length ? `; persistent disks mounted: ${mounted.join(', ')}` : ''}`,
+  );
+}
+
+/**
+ * Mounts each named disk for the VM (nothing to do for one already mounted) and returns the disks
+ * mounted for it. A disk that cannot be mounted fails the call, naming it.
+ */
+export async function mountDisksForVm(
+  ctx: DockerContext,
+  vmCid: VmCid,
+  diskCids: string[],
+): Promise<string[]> {
+  const disksIn = (res: { lines: Array<[string, string]> }) =>
+    res.lines.filter(([k]) => k === 'disk').map(([, v]) => v);
+  const listed = await ctx.host.run('list-disks', [vmCid]);
+  if (listed.outcome !== 'done')
+    throw cloudError(`Listing the disks of VM '${vmCid}' failed: ${listed.stderr}`, true);
+  let mounted = disksIn(listed);
+  for (const name of diskCids) {
+    if (mounted.includes(name)) continue;
+    const disk = parseId('disk', name);
+    if (!disk)
+      throw cloudError(`The settings of VM '${vmCid}' name '${name}', which is not a disk of this CPI`);
+    const attach = await ctx.host.run('attach-disk', [vmCid, disk, 0]);
+    if (attach.outcome !== 'done')
+      throw cloudError(
+        `Mounting persistent disk '${disk}' for VM '${vmCid}' failed (${attach.stderr || `exit ${attach.exitCode}`}); the VM is not started without it`,
+        true,
+      );
+    mounted = disksIn(attach);
+    ctx.logger.info(`Mounted persistent disk ${disk} for VM ${vmCid} again`);
+  }
+  return mounted;
 }
 
 const sanitize = (s: string) => s.replace(/[^a-zA-Z0-9_.-]+/g, '-').replace(/^[^a-zA-Z0-9]+/, '');
