@@ -141,7 +141,17 @@ export function makeCertificates(dir: string, serverIp = '127.0.0.1'): void {
   );
 }
 
-export async function startTestEngine(): Promise<TestEngine> {
+export interface TestEngineOptions {
+  /**
+   * Runs dockerd in a mount namespace of its own whose mounts are `shared` (like a systemd host's /)
+   * or `private` (like this machine's /). Everything mounted in it (the CPI's loop mounts and binds,
+   * found through the engine's processes) goes away when the engine stops, as at a host reboot;
+   * each start makes a fresh namespace.
+   */
+  mountNamespace?: 'shared' | 'private';
+}
+
+export async function startTestEngine(options: TestEngineOptions = {}): Promise<TestEngine> {
   const id = randomUUID().slice(0, 8);
   const dataRoot = `/var/lib/bosh-cpi-test-engine-${id}`;
   const execRoot = `/run/bosh-cpi-test-engine-${id}`;
@@ -214,7 +224,13 @@ export async function startTestEngine(): Promise<TestEngine> {
     async start() {
       if (pid()) return;
       const log = openSync(logFile, 'a');
-      const child = spawn('dockerd', args, { detached: true, stdio: ['ignore', log, log] });
+      const [command, argv] = options.mountNamespace
+        ? ['unshare', ['-m', `--propagation=${options.mountNamespace}`, 'dockerd', ...args]]
+        : ['dockerd', args];
+      const child = spawn(command as string, argv as string[], {
+        detached: true,
+        stdio: ['ignore', log, log],
+      });
       child.unref();
       closeSync(log);
       for (let i = 0; i < 150; i++) {

@@ -10,7 +10,7 @@ import { createTar, type TarEntry } from '../../src/backends/docker/engine/tar.t
  * (`/usr/sbin/runsvdir-start`). It waits for its settings file, then records what it sees.
  */
 const FAKE_AGENT = `#!/bin/sh
-echo "$(date +%s) start" >> /var/vcap/bosh/boots
+echo "$(date +%s) start disks=$(grep -c " /warden-cpi-dev/disk-" /proc/self/mountinfo)" >> /var/vcap/bosh/boots
 while [ ! -s /var/vcap/bosh/warden-cpi-agent-env.json ]; do sleep 0.2; done
 echo ready > /var/vcap/bosh/agent-ready
 trap 'exit 0' TERM INT
