@@ -2,7 +2,8 @@
  * End-to-end suite with the real bosh CLI and a real stemcell (real bosh-agent), run by hand:
  *
  *   npm run e2e -- --bosh <bosh CLI> --stemcell <stemcell tgz> [--backend docker|qemu] [--director-mode]
- *                  [--docker-host unix:///var/run/docker.sock] [--nats-server /usr/sbin/nats-server] [--keep]
+ *                  [--docker-host unix:///var/run/docker.sock | tcp://IP:2376 --docker-tls-dir DIR]
+ *                  [--nats-server /usr/sbin/nats-server] [--keep]
  *
  * create-env mode builds this repository's release (npm run release) and a small test release,
  * deploys one VM with a persistent disk through `bosh create-env`, checks it without relying on
@@ -28,6 +29,8 @@ interface Options {
   backend: 'docker' | 'qemu';
   directorMode: boolean;
   dockerHost: string;
+  /** ca.pem, cert.pem, key.pem for a tcp:// docker host. */
+  dockerTlsDir?: string;
   natsServer?: string;
   qemuDataDir?: string;
   keep: boolean;
@@ -55,6 +58,7 @@ function parseArgs(argv: string[]): Options {
       opts.backend = b;
     } else if (arg === '--director-mode') opts.directorMode = true;
     else if (arg === '--docker-host') opts.dockerHost = value();
+    else if (arg === '--docker-tls-dir') opts.dockerTlsDir = resolve(value());
     else if (arg === '--nats-server') opts.natsServer = resolve(value());
     else if (arg === '--qemu-data-dir') opts.qemuDataDir = value();
     else if (arg === '--keep') opts.keep = true;
@@ -124,7 +128,7 @@ async function main(): Promise<number> {
   const work = mkdtempSync('/var/tmp/bosh-cpi-e2e-');
   const backend: E2eBackend =
     opts.backend === 'docker'
-      ? dockerBackend(opts.dockerHost)
+      ? dockerBackend(opts.dockerHost, undefined, opts.dockerTlsDir)
       : qemuBackend(opts.qemuDataDir ?? '/var/lib/bosh-qemu-cpi');
   const made = newMadeIds();
   const mode = opts.directorMode ? 'director mode' : 'create-env';

@@ -100,16 +100,46 @@ async function loopDevicesMentioning(ids: string[]): Promise<string[]> {
   return loops.filter((l) => l && ids.some((id) => l.includes(id))).map((l) => `loop device ${l}`);
 }
 
-export function dockerBackend(host: string, dataDir = '/var/lib/bosh-docker-cpi'): E2eBackend {
+/**
+ * A remote engine (`tcp://IP:port`, with `tlsDir` holding ca.pem, cert.pem, key.pem) is reached with TLS,
+ * and the test subnet is routed via its host, so the VMs answer at their own addresses as on a local engine
+ * (the host must forward to its containers: the cgroup v2 test host accepts eth0 in DOCKER-USER).
+ */
+export function dockerBackend(
+  host: string,
+  dataDir = '/var/lib/bosh-docker-cpi',
+  tlsDir?: string,
+): E2eBackend {
   let subnet: Subnet | undefined;
-  const docker = (...args: string[]) => run('docker', ['-H', host, ...args]);
+  const remoteIp = /^tcp:\/\/([\d.]+):\d+$/.exec(host)?.[1];
+  const tlsFiles = tlsDir
+    ? { ca: `${tlsDir}/ca.pem`, cert: `${tlsDir}/cert.pem`, key: `${tlsDir}/key.pem` }
+    : undefined;
+  const cliTls = tlsFiles
+    ? ['--tlsverify', `--tlscacert=${tlsFiles.ca}`, `--tlscert=${tlsFiles.cert}`, `--tlskey=${tlsFiles.key}`]
+    : [];
+  const docker = (...args: string[]) => run('docker', ['-H', host, ...cliTls, ...args]);
+  // Inline PEM: the release job's CPI runs elsewhere than this machine's files.
+  const tls = () =>
+    tlsFiles
+      ? {
+          tls: {
+            ca: readFileSync(tlsFiles.ca, 'utf8'),
+            certificate: readFileSync(tlsFiles.cert, 'utf8'),
+            private_key: readFileSync(tlsFiles.key, 'utf8'),
+          },
+        }
+      : {};
   return {
     name: 'docker',
     cpiJob: 'docker_cpi',
-    cpiProperties: () => ({ docker: { host } }),
-    cpiConfig: (agent) => ({ cloud: { plugin: 'docker', properties: { docker: { host }, agent } } }),
+    cpiProperties: () => ({ docker: { host, ...tls() } }),
+    cpiConfig: (agent) => ({
+      cloud: { plugin: 'docker', properties: { docker: { host, ...tls() }, agent } },
+    }),
     async setUp(s) {
       subnet = s;
+      if (remoteIp) await runOk('ip', ['route', 'replace', s.cidr, 'via', remoteIp]);
     },
     // None: the CPI makes (and removes) the Docker network of the manual subnet itself.
     networkCloudProperties: () => ({}),
@@ -165,11 +195,15 @@ export function dockerBackend(host: string, dataDir = '/var/lib/bosh-docker-cpi'
         for (const n of nets.stdout.split('\n'))
           if (n.includes(subnet.cidr)) found.push(`network ${n.trim()}`);
       }
-      found.push(...(await loopDevicesMentioning(idList)));
-      found.push(...(await filesMentioning(dataDir, idList)).map((f) => `file ${f}`));
+      if (!remoteIp) {
+        found.push(...(await loopDevicesMentioning(idList)));
+        found.push(...(await filesMentioning(dataDir, idList)).map((f) => `file ${f}`));
+      }
       return [...new Set(found)];
     },
-    async tearDown() {},
+    async tearDown() {
+      if (remoteIp && subnet) await run('ip', ['route', 'del', subnet.cidr, 'via', remoteIp]);
+    },
   };
 }
 

@@ -6,7 +6,8 @@
 #
 # Usage: build-image.sh [OUT_DIR]   (default /var/tmp/bosh-cpi-cgroup2-host; needs root, debootstrap, qemu-img)
 # Writes OUT_DIR/{disk.qcow2,vmlinuz,initrd.img,VERSION}; an existing image with the same VERSION is kept,
-# so reruns take no time. The guest reads its address and TLS material at boot (see cpi-host-setup below).
+# so reruns take no time. The debootstrapped file system is cached apart (debootstrap.raw, sparse), so a
+# change below its stage rebuilds in seconds. The guest reads its address and TLS material at boot (see cpi-host-setup below).
 set -euo pipefail
 OUT=${1:-/var/tmp/bosh-cpi-cgroup2-host}
 KVER=${KVER:-$(ls /lib/modules | sort -V | tail -1)}
@@ -27,13 +28,25 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-truncate -s 8G "$WORK/disk.raw"
-mkfs.ext4 -q -L cpihostroot "$WORK/disk.raw"
 mkdir -p "$MNT"
+# Stage 1, cached on its own (the slow part): the debootstrapped file system with the kernel's modules.
+BASE_KEY="bookworm kernel=$KVER packages=$PKGS mirror=$MIRROR"
+if [ "$(cat "$OUT/debootstrap.key" 2>/dev/null)" != "$BASE_KEY" ]; then
+  rm -f "$OUT/debootstrap.raw" "$OUT/debootstrap.key"
+  truncate -s 8G "$WORK/base.raw"
+  mkfs.ext4 -q -L cpihostroot "$WORK/base.raw"
+  mount -o loop "$WORK/base.raw" "$MNT"
+  debootstrap --variant=minbase --include="$PKGS" bookworm "$MNT" "$MIRROR"
+  mkdir -p "$MNT/lib/modules" && cp -a "/lib/modules/$KVER" "$MNT/lib/modules/"
+  chroot "$MNT" depmod "$KVER"
+  chroot "$MNT" apt-get clean
+  umount "$MNT"
+  mv "$WORK/base.raw" "$OUT/debootstrap.raw"
+  echo "$BASE_KEY" > "$OUT/debootstrap.key"
+fi
+# Stage 2: this host's configuration, on a copy.
+cp --sparse=always "$OUT/debootstrap.raw" "$WORK/disk.raw"
 mount -o loop "$WORK/disk.raw" "$MNT"
-debootstrap --variant=minbase --include="$PKGS" bookworm "$MNT" "$MIRROR"
-mkdir -p "$MNT/lib/modules" && cp -a "/lib/modules/$KVER" "$MNT/lib/modules/"
-chroot "$MNT" depmod "$KVER"
 
 echo cgroup2-host > "$MNT/etc/hostname"
 printf '127.0.0.1 localhost cgroup2-host\n' > "$MNT/etc/hosts"
@@ -82,15 +95,16 @@ After=cpi-host-setup.service
 [Service]
 ExecStart=
 ExecStart=/usr/sbin/dockerd --containerd=/run/containerd/containerd.sock -H unix:///run/docker.sock -H tcp://0.0.0.0:2376 --tlsverify --tlscacert=/etc/docker/tls/ca.pem --tlscert=/etc/docker/tls/server.pem --tlskey=/etc/docker/tls/server-key.pem
+# Containers are reachable from the test machine at their own addresses (it routes the VMs' subnets
+# via this host), as BOSH expects of a network; the engine's FORWARD rules alone allow published ports only.
+ExecStartPost=/bin/sh -c 'for i in $(seq 50); do iptables -L DOCKER-USER -n >/dev/null 2>&1 && exec iptables -I DOCKER-USER -i eth0 -j ACCEPT; sleep 0.2; done; exit 1'
 UNIT
 chroot "$MNT" systemctl enable cpi-host-setup.service docker.service containerd.service >/dev/null 2>&1
 # Nothing else to start on a test host: no timers, no getty on tty1 (the serial console has one).
 for u in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer getty@tty1.service; do
   ln -sf /dev/null "$MNT/etc/systemd/system/$u"
 done
-chroot "$MNT" apt-get clean
 rm -rf "$MNT"/var/lib/apt/lists/*
-umount "$MNT/proc" 2>/dev/null || true
 umount "$MNT"
 qemu-img convert -O qcow2 "$WORK/disk.raw" "$WORK/disk.qcow2"
 cp "/boot/vmlinuz-$KVER" "$WORK/vmlinuz"
