@@ -301,7 +301,8 @@ async function main(): Promise<number> {
           if (opts.nested) {
             const inner = [
               '{ grep ":memory:" /proc/self/cgroup || grep "^0::" /proc/self/cgroup; }',
-              'cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null',
+              // v2: the nested container's own cgroup file (without a cgroup namespace it sees the VM's root)
+              'cat /sys/fs/cgroup$(sed -n "s/^0:://p" /proc/self/cgroup)/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes',
               ALLOCATE(16 * MIB),
               ALLOCATE(200 * MIB),
             ].join('; ');
@@ -309,7 +310,7 @@ async function main(): Promise<number> {
               c,
               'set -e; rm -rf /nest; mkdir -p /nest/rootfs/bin /nest/rootfs/proc /nest/rootfs/dev /nest/rootfs/sys /nest/rootfs/tmp; ' +
                 'for l in $(ldd /bin/busybox | grep -o "/[^ ]*"); do mkdir -p /nest/rootfs$(dirname $l); cp -L $l /nest/rootfs$l; done; ' +
-                'cp /bin/busybox /nest/rootfs/bin/; for a in sh head tail cat grep; do ln -s busybox /nest/rootfs/bin/$a; done; ' +
+                'cp /bin/busybox /nest/rootfs/bin/; for a in sh head tail cat grep sed; do ln -s busybox /nest/rootfs/bin/$a; done; ' +
                 'cat > /nest/config.json',
               runcSpec(inner),
             );
