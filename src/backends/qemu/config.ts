@@ -47,6 +47,11 @@ export const qemuPropertiesCheck = object(
     default_cpu: optional(int({ min: 1, max: 256 }), 1),
     /** MiB */
     default_ram: optional(int({ min: 32, max: 4 * 1024 * 1024 }), 1024),
+    /**
+     * MiB of the blank ephemeral disk of VMs whose cloud_properties name no ephemeral_disk (0: none).
+     * Sparse: it costs host space only as the agent writes to it.
+     */
+    default_ephemeral_disk_size: optional(int({ min: 0, max: 16 * 1024 * 1024 }), 4096),
     /** Host bridge for networks whose cloud_properties name none. */
     default_bridge: optional(interfaceName()),
     /** When set, the only host bridges a network's cloud_properties.bridge may name. */

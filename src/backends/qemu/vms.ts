@@ -34,7 +34,9 @@ function vmShape(ctx: QemuContext, props: CloudProperties): VmShape {
   return {
     cpu: sizing.cpu ?? ctx.props.default_cpu,
     ramMiB: sizing.ramMiB ?? ctx.props.default_ram,
-    ephemeralMiB: sizing.ephemeralDiskMiB,
+    // The agent of an OpenStack/KVM stemcell needs an ephemeral disk, or 1 GiB free on the root disk
+    // to partition, else its bootstrap fails; the stemcell's image fills the root disk.
+    ephemeralMiB: sizing.ephemeralDiskMiB ?? (ctx.props.default_ephemeral_disk_size || undefined),
     rootMiB: sizing.rootDiskMiB,
   };
 }
