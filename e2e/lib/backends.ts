@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, runOk } from './util.ts';
 
@@ -232,8 +232,7 @@ export function qemuBackend(
       return (await runOk('cat', [pidFile])).trim();
     },
     async agentErrors(vmCid) {
-      const console = join(dataDir, 'vms', vmCid, 'console.log');
-      return lastErrors(existsSync(console) ? readFileSync(console, 'utf8') : '(no console log)');
+      return lastErrors(await agentLogOfQemuVm(join(dataDir, 'vms', vmCid, 'root.qcow2')));
     },
     async leftovers(ids) {
       const idList = allIds(ids);
@@ -255,4 +254,33 @@ export function qemuBackend(
       if (made) await run('ip', ['link', 'del', bridge]);
     },
   };
+}
+
+/**
+ * The agent's log inside a QEMU VM's root disk (the agent logs to /var/vcap/bosh/log, not to the
+ * console), read while the VM runs: a flattened raw copy (qemu-img -U), its first partition on a
+ * read-only loop device, the files read with debugfs.
+ */
+async function agentLogOfQemuVm(rootDisk: string): Promise<string> {
+  if (!existsSync(rootDisk)) return `(no ${rootDisk})`;
+  const tmp = mkdtempSync('/var/tmp/e2e-root-');
+  const raw = join(tmp, 'root.raw');
+  let loop = '';
+  try {
+    await runOk('qemu-img', ['convert', '-U', '-O', 'raw', rootDisk, raw]);
+    const table = JSON.parse(await runOk('sfdisk', ['-J', raw])) as {
+      partitiontable: { partitions: Array<{ start: number }> };
+    };
+    const start = table.partitiontable.partitions[0]?.start ?? 0;
+    loop = (await runOk('losetup', ['-r', '-f', '--show', '-o', String(start * 512), raw])).trim();
+    const listing = await run('debugfs', ['-R', 'ls /var/vcap/bosh/log', loop]);
+    const rotated = (listing.stdout.match(/@[0-9a-f]+\.[su]/g) ?? []).sort();
+    let text = '';
+    for (const f of [...rotated.slice(-1), 'current'])
+      text += (await run('debugfs', ['-R', `cat /var/vcap/bosh/log/${f}`, loop])).stdout;
+    return text || '(the agent log is empty)';
+  } finally {
+    if (loop) await run('losetup', ['-d', loop]);
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }

@@ -204,9 +204,15 @@ export async function runCreateEnv(
   };
 
   try {
-    const deployed = await report.step(`${backend.name}: bosh create-env (first deploy)`, () =>
-      bosh('create-env', createEnvArgs),
-    );
+    const deployed = await report.step(`${backend.name}: bosh create-env (first deploy)`, async () => {
+      try {
+        return await bosh('create-env', createEnvArgs);
+      } catch (e) {
+        const vm = state().current_vm_cid;
+        const errors = vm ? await backend.agentErrors(vm).catch((x) => `(${x})`) : '(no VM)';
+        throw new Error(`${(e as Error).message}\nthe agent's last errors:\n${errors}`);
+      }
+    });
     remember();
     if (deployed) {
       firstVm = state().current_vm_cid ?? '';
