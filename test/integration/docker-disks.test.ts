@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { containerOf, docker, dockerTry, inVm } from '../support/docker.ts';
 import { type DockerFixture, dockerFixture } from '../support/fixture.ts';
@@ -308,6 +310,15 @@ describe('Docker backend: persistent disks', () => {
     await fx.cpi.call('attach_disk', [vm, disk]);
     dev0 = vmMounts().find((m) => m.at === h)?.dev ?? '';
     expectMounts('after attaching again', [h]);
+    // A restart (the restart policy, docker restart) starts the container again: attaching and
+    // writing the settings after it must not stack the mounts either.
+    docker('restart', '-t', '1', c);
+    const other = await fx.cpi.call<string>('create_disk', [32, {}, vm]);
+    await fx.cpi.call('attach_disk', [vm, other]);
+    expectMounts('after an engine-made restart and attaching another disk', [h]);
+    assert.equal(vmMounts().filter((m) => m.at === hint(other)).length, 1);
+    await fx.cpi.call('detach_disk', [vm, other]);
+    await fx.cpi.call('delete_disk', [other]);
     inVm(c, `mount --bind ${h} /var/vcap/store`);
     assert.equal(md5(c, '/var/vcap/store/data'), sum);
     inVm(c, `umount ${h}`);
@@ -315,6 +326,46 @@ describe('Docker backend: persistent disks', () => {
     expectMounts('after the second detach', []);
     await fx.cpi.call('delete_vm', [vm]);
     await fx.cpi.call('delete_disk', [disk]);
+  });
+
+  test('a VM an earlier CPI version made (root filesystem still shared with the host) stops stacking mounts at its next attach', async (t) => {
+    // Such a container, made here with the docker CLI as that version made it, with its settings file.
+    const vm = `vm-${randomUUID()}`;
+    mkdirSync(`${fx.dataDir}/mounts/${vm}`);
+    const c = docker(
+      ...['run', '-d', '--label', 'io.bosh.cpi=docker', '--label', `io.bosh.cpi.vm=${vm}`],
+      ...['--label', `io.bosh.cpi.director=${fx.director}`, '--cap-add', 'SYS_ADMIN'],
+      ...['-v', `${fx.dataDir}/mounts/${vm}:/warden-cpi-dev:rslave`, '--entrypoint', '/bin/sleep'],
+      ...[docker('inspect', c1, '--format', '{{.Config.Image}}'), '600'],
+    );
+    const settings = join(fx.dataDir, 'legacy-settings.json');
+    docker('cp', `${c1}:/var/vcap/bosh/warden-cpi-agent-env.json`, settings);
+    docker('cp', settings, `${c}:/var/vcap/bosh/warden-cpi-agent-env.json`);
+    const rootLine = () =>
+      inVm(c, 'cat /proc/self/mountinfo')
+        .split('\n')
+        .find((l) => l.split(' ')[4] === '/') ?? '';
+    if (!/ master:\d+/.test(rootLine())) {
+      t.skip("this host's / is not a shared mount: nothing propagates into containers, nothing to isolate");
+      docker('rm', '-f', c);
+      return;
+    }
+    const disks = [
+      await fx.cpi.call<string>('create_disk', [32, {}, null]),
+      await fx.cpi.call<string>('create_disk', [32, {}, null]),
+    ];
+    for (const d of disks) await fx.cpi.call('attach_disk', [vm, d]);
+    await fx.cpi.call('set_vm_metadata', [vm, { deployment: 'd', index: '0' }]);
+    await fx.cpi.call('set_vm_metadata', [vm, { deployment: 'd', index: '1' }]);
+    const mounts = inVm(c, 'cat /proc/self/mountinfo')
+      .split('\n')
+      .map((l) => l.split(' ')[4]);
+    assert.equal(mounts.filter((m) => m === '/warden-cpi-dev').length, 1, 'one /warden-cpi-dev in the VM');
+    for (const d of disks) assert.equal(mounts.filter((m) => m === hint(d)).length, 1, `${d} once in the VM`);
+    assert.doesNotMatch(rootLine(), / master:\d+/, "the VM's root no longer receives the host's mounts");
+    for (const d of disks) await fx.cpi.call('detach_disk', [vm, d]);
+    for (const d of disks) await fx.cpi.call('delete_disk', [d]);
+    await fx.cpi.call('delete_vm', [vm]);
   });
 
   test('a full lifecycle leaves no containers, volumes, networks, mounts or loop devices behind', async () => {

@@ -1,5 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 
 /** The real docker CLI, to look at what the CPI did independently of the CPI's own client. */
 export function docker(...args: string[]): string {
@@ -74,10 +75,19 @@ export function removeAllFor(directorUuid: string): void {
   if (images.length) dockerTry('rmi', '-f', ...new Set(images));
 }
 
-/** Removes a CPI data dir on this (the Docker) host, after the CPI released everything in it. */
+/**
+ * Removes a CPI data dir on this (the Docker) host. A test that failed half-way can leave disks
+ * mounted in it (their containers are gone by now): everything mounted under it goes first,
+ * deepest first, so no loop device is left behind.
+ */
 export function removeDataDir(dataDir: string): void {
   if (!dataDir.startsWith('/var/lib/bosh-')) throw new Error(`refusing to remove ${dataDir}`);
-  spawnSync('umount', [`${dataDir}/mounts`]);
+  const mounted = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[4] ?? '')
+    .filter((at) => at.startsWith(`${dataDir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const at of mounted) spawnSync('umount', [at]);
   // Mount points of disks still recorded as attached are immutable (chattr +i) while unmounted.
   spawnSync('chattr', ['-R', '-f', '-i', dataDir]);
   spawnSync('rm', ['-rf', '--one-file-system', dataDir]);

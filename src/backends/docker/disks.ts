@@ -140,7 +140,7 @@ async function releaseStale(ctx: DockerContext, vmCid: VmCid, diskCid: DiskCid):
 
 /**
  * Starts reading the VM's settings file, to overlap with a host operation that does not depend on
- * it (both take ~50 ms of engine time): attach's mount, detach's listing of the mounts. Its result,
+ * it (both take ~50 ms of engine time): detach's listing of the mounts. Its result,
  * or error, is awaited where it is used. Never while detach unmounts: an archive request makes
  * dockerd hold a private recursive bind of every mount of the container (the persistent disks
  * included), so an unmount at that moment leaves the loop device busy until the request ends.
@@ -189,8 +189,10 @@ async function containerPid(ctx: DockerContext, containerId: string): Promise<nu
 export async function attachDisk(ctx: DockerContext, vmCid: VmCid, diskCid: DiskCid): Promise<DiskHint> {
   const vm = await requireVm(ctx, vmCid);
   requireDiskId(diskCid);
-  const settings = prefetchSettings(ctx, vm.Id);
-  const pid = await containerPid(ctx, vm.Id);
+  // Read before the host operation, not during it: attach-disk may make the VM's root private
+  // (isolate_vm_root), and an archive request under way at that moment leaves its binds in the VM.
+  const [current, pid] = await Promise.all([readSettings(ctx.containers, vm.Id), containerPid(ctx, vm.Id)]);
+  const settings = Promise.resolve(current);
   let res = await ctx.host.run('attach-disk', [vmCid, diskCid, pid]);
   if (res.outcome === 'inUseElsewhere') {
     const holder = holderOf(res);

@@ -324,8 +324,16 @@ const BODIES: Record<HostOperationName, string> = {
   waited=0
   while [ -n "$(losetup -j "$D/disks/$cid/disk.img")" ] && [ "$waited" -lt 50 ]; do sleep 0.1; waited=$((waited + 1)); done
   if [ -n "$(losetup -j "$D/disks/$cid/disk.img")" ]; then
-    # Still mounted somewhere we could not see: put it back rather than leave it half-detached.
-    mount "$loopdev" "$mp" 2>/dev/null && die "$E_BUSY" "the filesystem is still mounted elsewhere in the VM; the disk stays attached"
+    # Still mounted somewhere we could not see: put it back rather than leave it half-detached,
+    # and name the mount namespaces (one process each) that still have it.
+    seen=" "; where=""
+    for f in $(grep -l " $dev " /proc/[0-9]*/mountinfo 2>/dev/null); do
+      p=\${f#/proc/}; p=\${p%%/*}; ns=$(readlink "/proc/$p/ns/mnt" 2>/dev/null) || continue
+      case "$seen" in *" $ns "*) continue;; esac
+      seen="$seen$ns "; where="$where $p($(cat "/proc/$p/comm" 2>/dev/null))"
+    done
+    where=\${where:- none that lists it: a lazily unmounted copy still in use}
+    mount "$loopdev" "$mp" 2>/dev/null && die "$E_BUSY" "the filesystem is still mounted elsewhere (mount namespaces of processes:$where); the disk stays attached"
     die "$E_BUSY" "unmounted, but the disk is still referenced by loop device $loopdev"
   fi
   remove_dir "$mp" || true
