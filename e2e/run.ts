@@ -148,6 +148,13 @@ async function main(): Promise<number> {
           natsServer: (opts.natsServer ?? onPath('nats-server')) as string,
           work,
           dockerHost: backend.name === 'docker' ? opts.dockerHost : undefined,
+          handBoot:
+            backend.name === 'qemu'
+              ? {
+                  dataDir: opts.qemuDataDir ?? '/var/lib/bosh-qemu-cpi',
+                  bridge: String(backend.networkCloudProperties().bridge),
+                }
+              : undefined,
         },
         made,
       );

@@ -5,6 +5,7 @@ import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { E2eBackend, MadeIds, Subnet } from './backends.ts';
 import { makeCa, makeCert } from './certs.ts';
+import { bootByHand, captureVm } from './hand-boot.ts';
 import { DirectorNats, NatsClient } from './nats.ts';
 import type { Report } from './report.ts';
 import { run, runOk, seconds, sleep, waitFor } from './util.ts';
@@ -16,6 +17,8 @@ export interface DirectorModeInputs {
   stemcell: string;
   natsServer: string;
   work: string;
+  /** QEMU: also boot the same stemcell and settings by hand, to compare boot-to-ping. */
+  handBoot?: { dataDir: string; bridge: string };
   /** Docker: the suite makes the network (nats-server listens on its gateway before any VM exists). */
   dockerHost?: string;
 }
@@ -226,6 +229,30 @@ export async function runDirectorMode(
           return beat.slice(0, 80);
         },
       );
+      if (inputs.handBoot) {
+        const hand = { ...inputs.handBoot, vmCid: vmCid as string, stemcellCid, work: dir };
+        const captured = captureVm(hand);
+        const deletedVm = vmCid;
+        await report.step('director: delete_vm', () =>
+          cpiCall(config, directorUuid, 'delete_vm', [deletedVm]),
+        );
+        vmCid = undefined;
+        await report.step(
+          'hand-made boot (plain qemu, same stemcell and settings) to the first NATS ping',
+          async () => {
+            const started = Date.now();
+            const stop = await bootByHand(captured, hand);
+            try {
+              await waitFor('the hand-booted agent over NATS', 600_000, async () =>
+                (await director_.call(agentId, 'ping', [], 5_000)) === 'pong' ? true : undefined,
+              );
+              return `${seconds(Date.now() - started)} after qemu started`;
+            } finally {
+              await stop();
+            }
+          },
+        );
+      }
     }
   } finally {
     client?.close();
