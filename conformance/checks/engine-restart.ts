@@ -40,7 +40,7 @@ export async function runEngineRestart(suite: Suite): Promise<void> {
     return;
   }
   const c = (name: string, fn: () => unknown) => reporter.check('faults', `engine restart: ${name}`, fn);
-  const engine = new PrivateEngine(suite.workDir);
+  const engine = await PrivateEngine.prepare();
   const dataDir = `/var/lib/bosh-conformance-${engine.tag}-engine2-data`;
   const config = structuredClone(suite.config) as {
     cloud: { plugin: string; properties: Record<string, Record<string, unknown>> };

@@ -32,14 +32,24 @@ export interface ImageInfo {
   Labels: Record<string, string> | null;
 }
 
+/**
+ * The Engine API over a unix socket with keep-alive: the suite's view of an engine, and the
+ * benchmarks' "raw backend" (the bare requests, for comparison with the CPI).
+ */
 export class DockerApi {
   readonly socketPath: string;
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  readonly version: string;
+  private readonly agent: http.Agent;
 
-  constructor(readonly host: string) {
+  constructor(
+    readonly host: string,
+    opts: { maxSockets?: number; version?: string } = {},
+  ) {
     if (!host.startsWith('unix://'))
       throw new Error(`the suite inspects engines over unix sockets only, not ${host}`);
     this.socketPath = host.slice('unix://'.length);
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 4 });
+    this.version = opts.version ?? '1.41';
   }
 
   request(
@@ -48,16 +58,44 @@ export class DockerApi {
     body?: unknown,
     timeoutMs = 30_000,
   ): Promise<{ status: number; body: string }> {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    return this.send(method, path, payload && { data: payload, type: 'application/json' }, timeoutMs);
+  }
+
+  /** PUT /containers/{id}/archive with a ready-made tar. */
+  putArchive(id: string, dir: string, tar: Buffer): Promise<{ status: number; body: string }> {
+    const path = `/containers/${id}/archive?path=${encodeURIComponent(dir)}`;
+    return this.send('PUT', path, { data: tar, type: 'application/x-tar' }, 30_000);
+  }
+
+  /** Like request, but a status >= 400 (other than those accepted) is an error. */
+  async ok<T = unknown>(method: string, path: string, body?: unknown, accept: number[] = []): Promise<T> {
+    const res = await this.request(method, path, body);
+    if (res.status >= 400 && !accept.includes(res.status))
+      throw new Error(`${method} ${path}: HTTP ${res.status} ${res.body.trim()}`);
+    return (res.body ? JSON.parse(res.body) : null) as T;
+  }
+
+  /**
+   * One request. A keep-alive connection the engine closed while idle fails on reuse (EPIPE,
+   * ECONNRESET): such a request is sent once more on a new connection, as Node's docs advise.
+   */
+  private send(
+    method: string,
+    path: string,
+    payload: { data: Buffer; type: string } | undefined,
+    timeoutMs: number,
+    retried = false,
+  ): Promise<{ status: number; body: string }> {
     return new Promise((resolve, reject) => {
-      const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
       const req = http.request(
         {
           socketPath: this.socketPath,
           agent: this.agent,
           method,
-          path: `/v1.41${path}`,
+          path: `/v${this.version}${path}`,
           headers: payload
-            ? { 'content-type': 'application/json', 'content-length': String(payload.length) }
+            ? { 'content-type': payload.type, 'content-length': String(payload.data.length) }
             : {},
         },
         (res) => {
@@ -72,8 +110,12 @@ export class DockerApi {
       req.setTimeout(timeoutMs, () =>
         req.destroy(new Error(`${method} ${path}: no answer within ${timeoutMs} ms`)),
       );
-      req.on('error', reject);
-      req.end(payload);
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        const stale = req.reusedSocket && (e.code === 'ECONNRESET' || e.code === 'EPIPE');
+        if (stale && !retried) this.send(method, path, payload, timeoutMs, true).then(resolve, reject);
+        else reject(e);
+      });
+      req.end(payload?.data);
     });
   }
 

@@ -42,6 +42,8 @@ export interface TestEngine {
   docker(...args: string[]): string;
   dockerTry(...args: string[]): { code: number; stdout: string; stderr: string };
   running(): boolean;
+  /** The dockerd's PID while it runs. */
+  pid(): number | undefined;
   start(): Promise<void>;
   stop(): Promise<void>;
   /** Stops the engine and removes its containers' leftovers, data root, exec root and certificates. */
@@ -151,7 +153,20 @@ export interface TestEngineOptions {
   mountNamespace?: 'shared' | 'private';
 }
 
+/** A test engine, started. */
 export async function startTestEngine(options: TestEngineOptions = {}): Promise<TestEngine> {
+  const engine = await prepareTestEngine(options);
+  try {
+    await engine.start();
+  } catch (e) {
+    await engine.destroy();
+    throw e;
+  }
+  return engine;
+}
+
+/** A test engine with its certificates, roots and bridge made, not yet started. */
+export async function prepareTestEngine(options: TestEngineOptions = {}): Promise<TestEngine> {
   const id = randomUUID().slice(0, 8);
   const dataRoot = `/var/lib/bosh-cpi-test-engine-${id}`;
   const execRoot = `/run/bosh-cpi-test-engine-${id}`;
@@ -221,6 +236,7 @@ export async function startTestEngine(options: TestEngineOptions = {}): Promise<
       return { code: r.status ?? -1, stdout: (r.stdout ?? '').trim(), stderr: (r.stderr ?? '').trim() };
     },
     running: () => pid() !== undefined,
+    pid,
     async start() {
       if (pid()) return;
       const log = openSync(logFile, 'a');
@@ -246,7 +262,9 @@ export async function startTestEngine(options: TestEngineOptions = {}): Promise<
       const p = pid();
       if (!p) return;
       process.kill(p, 'SIGTERM');
-      for (let i = 0; i < 300 && existsSync(`/proc/${p}`); i++) await sleep(100);
+      // dockerd stops its containers first (10 s each at most); killed early, it would leave its
+      // containerd and shims behind, and the next start would find their tasks still there.
+      for (let i = 0; i < 900 && existsSync(`/proc/${p}`); i++) await sleep(100);
       if (existsSync(`/proc/${p}`)) process.kill(p, 'SIGKILL');
       for (let i = 0; i < 50 && existsSync(`/proc/${p}`); i++) await sleep(100);
     },
@@ -270,11 +288,5 @@ export async function startTestEngine(options: TestEngineOptions = {}): Promise<
       rmSync(certDir, { recursive: true, force: true });
     },
   };
-  try {
-    await engine.start();
-  } catch (e) {
-    await engine.destroy();
-    throw e;
-  }
   return engine;
 }
