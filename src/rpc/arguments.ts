@@ -51,11 +51,12 @@ export const networkSpec = (): Check<NetworkSpec> => {
     cloud_properties: optional(cloudProperties(), {}),
   });
   return (v, path) => {
-    const spec = check(v, path);
-    const out = { ...spec } as NetworkSpec;
-    if (spec.prefix !== undefined) out.prefix = String(spec.prefix);
-    if (spec.dns === null) delete out.dns;
-    if (spec.default === null) delete out.default;
+    const { prefix, dns, default: defaults, ...rest } = check(v, path);
+    const out: NetworkSpec = { ...rest };
+    if (prefix !== undefined) out.prefix = String(prefix);
+    // null (sent by some callers for "none") leaves the key out.
+    if (dns) out.dns = dns;
+    if (defaults) out.default = defaults;
     return out;
   };
 };
