@@ -26,9 +26,11 @@ function loadConfig(
   const path = configPathFromArgv(argv);
   if (!path)
     throw cpiError('No config file given: run as `cpi /path/to/cpi.json` (or -configPath=…, --config …)');
-  const config = parseConfig(readConfigFile(path), request.context, (plugin) =>
-    Object.hasOwn(backends, plugin) ? backends[plugin]?.contextOverridable : undefined,
-  );
+  const config = parseConfig(readConfigFile(path), request.context, {
+    overridableOf: (plugin) =>
+      Object.hasOwn(backends, plugin) ? backends[plugin]?.contextOverridable : undefined,
+    sections: Object.keys(backends),
+  });
   if (!Object.hasOwn(backends, config.plugin))
     throw cpiError(
       `Invalid config: config.cloud.plugin must be one of ${Object.keys(backends)

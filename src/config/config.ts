@@ -104,16 +104,30 @@ function overridableKeys(node: Overridable, prefix = ''): string[] {
   return Object.entries(node).flatMap(([k, v]) => overridableKeys(v, prefix ? `${prefix}.${k}` : k));
 }
 
+/** What a request context may change, as the backends declare it. */
+export interface ContextRules {
+  /** Keys of a plugin's own section a request context may override. */
+  overridableOf(plugin: string): Overridable | undefined;
+  /** Every backend's section name: a context naming one is checked even when it is not the plugin's. */
+  sections: readonly string[];
+}
+
+const NO_BACKENDS: ContextRules = { overridableOf: () => undefined, sections: [] };
+
 /**
- * The cpi-config properties the Director merged into the request context. Only the agent's
- * endpoints and the keys `backendOverridable` names in the plugin's section may be there.
+ * The cpi-config properties the Director merged into the request context. A key that names a
+ * section of the config (`agent`, a backend's section, anything in the file's cloud.properties)
+ * may change only what the rules allow: the agent's endpoints and credentials and the keys the
+ * plugin names. Other keys are left out (a newer Director may send keys of its own).
  */
 export function contextOverrides(
   context: CpiContext,
   plugin = '',
   backendOverridable: Overridable = {},
+  guardedSections: Iterable<string> = [],
 ): Record<string, unknown> {
-  const entries = Object.entries(context).filter(([k]) => !RESERVED_CONTEXT_KEYS.has(k));
+  const guarded = new Set(['agent', ...(plugin ? [plugin] : []), ...guardedSections]);
+  const entries = Object.entries(context).filter(([k]) => !RESERVED_CONTEXT_KEYS.has(k) && guarded.has(k));
   const root: Overridable = plugin
     ? { agent: AGENT_OVERRIDABLE, [plugin]: backendOverridable }
     : { agent: AGENT_OVERRIDABLE };
@@ -123,17 +137,14 @@ export function contextOverrides(
 
 /**
  * Validates the file's shape and the agent section; the backend validates its own section.
- * `overridableOf` says which keys of a plugin's section a request context may override.
+ * `rules` say what a request context may override.
  */
-export function parseConfig(
-  raw: unknown,
-  context: CpiContext,
-  overridableOf: (plugin: string) => Overridable | undefined = () => undefined,
-): CpiConfig {
+export function parseConfig(raw: unknown, context: CpiContext, rules: ContextRules = NO_BACKENDS): CpiConfig {
   try {
     const file = fileCheck(raw, 'config');
     const plugin = file.cloud.plugin;
-    const overrides = contextOverrides(context, plugin, overridableOf(plugin));
+    const sections = [...rules.sections, ...Object.keys(file.cloud.properties)];
+    const overrides = contextOverrides(context, plugin, rules.overridableOf(plugin), sections);
     const properties = deepMerge(file.cloud.properties, overrides);
     const agent = agentCheck(properties.agent, 'config.cloud.properties.agent') as AgentConfig;
     return { plugin: file.cloud.plugin, properties, agent };

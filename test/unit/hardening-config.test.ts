@@ -17,7 +17,10 @@ const FILE = {
 
 /** As the CPI parses it: with the backends' own overridable keys. */
 const parseConfig = (raw: unknown, context: CpiContext) =>
-  parseWithoutBackends(raw, context, (plugin) => BACKENDS[plugin]?.contextOverridable);
+  parseWithoutBackends(raw, context, {
+    overridableOf: (plugin) => BACKENDS[plugin]?.contextOverridable,
+    sections: Object.keys(BACKENDS),
+  });
 
 function cpiError(action: () => unknown): string {
   try {
@@ -46,7 +49,6 @@ describe('request context: only endpoints and credentials may be overridden', ()
     ['docker.cap_add', { docker: { cap_add: ['ALL'] } }],
     ['docker.hosts[0].data_dir', { docker: { hosts: [{ name: 'a', host: 'unix:///x', data_dir: '/' }] } }],
     ['qemu.data_dir', { qemu: { data_dir: '/' } }],
-    ['unknown', { unknown: 1 }],
   ];
   for (const [key, context] of refused) {
     test(`${key} from the context is a CpiError naming the key`, () => {
@@ -63,6 +65,11 @@ describe('request context: only endpoints and credentials may be overridden', ()
       assert.ok(message.includes(`may not override cloud.properties.qemu.${key}`), message);
     }
     assert.equal(parseConfig(qemuFile, { agent: { mbus: 'nats://o:4222' } }).agent.mbus, 'nats://o:4222');
+  });
+
+  test('keys that name no config section are left out, not merged (a newer Director may add its own)', () => {
+    const config = parseConfig(FILE, { director_uuid: 'u', x_unknown_property: 'v', extra: { a: 1 } });
+    assert.deepEqual(Object.keys(config.properties).sort(), ['agent', 'docker', 'qemu']);
   });
 
   test("without the backends' keys only the agent section may be overridden", () => {
