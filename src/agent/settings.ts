@@ -1,4 +1,4 @@
-import type { AgentConfig, DiskHint, Networks } from '../cpi/types.ts';
+import type { AgentConfig, DiskHint, Networks, VmCid } from '../cpi/types.ts';
 
 /** The settings document the BOSH agent reads (bosh-agent settings.Settings). */
 export interface AgentSettings {
@@ -19,7 +19,7 @@ export interface AgentSettings {
 
 export interface SettingsInput {
   agentId: string;
-  vmCid: string;
+  vmCid: VmCid;
   agent: AgentConfig;
   networks: Networks;
   env: Record<string, unknown>;

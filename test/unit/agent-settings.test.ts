@@ -7,6 +7,7 @@ import {
   withPersistentDisks,
 } from '../../src/agent/settings.ts';
 import type { DiskHint, Networks } from '../../src/cpi/types.ts';
+import { vmCid } from '../support/ids.ts';
 
 const NETWORKS: Networks = {
   default: {
@@ -35,7 +36,7 @@ const ENV = {
 function input(overrides: Partial<SettingsInput> = {}): SettingsInput {
   return {
     agentId: 'agent-1',
-    vmCid: 'vm-1',
+    vmCid: vmCid('vm-1'),
     agent: { mbus: 'nats://nats:pw@10.0.0.6:4222', ntp: ['0.pool.ntp.org'] },
     networks: NETWORKS,
     env: ENV,

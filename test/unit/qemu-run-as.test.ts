@@ -15,6 +15,7 @@ import {
   sandboxArgs,
   UID_SLOTS,
 } from '../../src/backends/qemu/run-as.ts';
+import { vmCid } from '../support/ids.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'cpi-run-as-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -67,7 +68,7 @@ test('each VM gets a uid no other VM of the data_dir has', async () => {
   assert.equal(first.gid, 2_000_000_000);
   assert.ok(first.uid > first.gid && first.uid <= first.gid + UID_SLOTS);
   // Another VM already holds that uid: the next one is taken.
-  const other = 'vm-00000000-0000-4000-8000-000000000002';
+  const other = vmCid('vm-00000000-0000-4000-8000-000000000002');
   mkdirSync(ctx.data.vm(other).dir, { recursive: true });
   writeFileSync(ctx.data.vm(other).record, JSON.stringify({ ...VM, cid: other, run_as: first }));
   const second = await allocateRunAs(ctx, VM.cid);

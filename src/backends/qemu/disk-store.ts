@@ -9,9 +9,9 @@ import type { DiskRecord, VmRecord } from './records.ts';
 
 /** Disk records and the locks around them, shared by the disk operations. */
 
-export const readDisk = (ctx: QemuContext, cid: string) =>
+export const readDisk = (ctx: QemuContext, cid: DiskCid) =>
   readJsonIfExists<DiskRecord>(ctx.data.disk(cid).record);
-export const readVmRecord = (ctx: QemuContext, cid: string) =>
+export const readVmRecord = (ctx: QemuContext, cid: VmCid) =>
   isId('vm', cid) ? readJsonIfExists<VmRecord>(ctx.data.vm(cid).record) : Promise.resolve(undefined);
 
 export function requireDiskId(diskCid: DiskCid): void {

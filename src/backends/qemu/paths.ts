@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { DiskCid, SnapshotCid, StemcellCid, VmCid } from '../../cpi/types.ts';
 
 /**
  * The layout of data_dir, the source of truth of this backend (the CPI is a process per call):
@@ -35,12 +36,12 @@ export class DataDir {
     this.accelCache = join(root, 'accel.json');
   }
 
-  stemcell(cid: string) {
+  stemcell(cid: StemcellCid) {
     const dir = join(this.stemcells, cid);
     return { dir, image: join(dir, 'image.qcow2'), record: join(dir, 'stemcell.json') };
   }
 
-  vm(cid: string) {
+  vm(cid: VmCid) {
     const dir = join(this.vms, cid);
     return {
       dir,
@@ -60,12 +61,12 @@ export class DataDir {
     };
   }
 
-  disk(cid: string) {
+  disk(cid: DiskCid) {
     const dir = join(this.disks, cid);
     return { dir, image: join(dir, 'disk.qcow2'), record: join(dir, 'disk.json') };
   }
 
-  snapshot(cid: string) {
+  snapshot(cid: SnapshotCid) {
     const dir = join(this.snapshots, cid);
     return { dir, image: join(dir, 'snapshot.qcow2'), record: join(dir, 'snapshot.json') };
   }

@@ -1,9 +1,10 @@
 import { chmod, chown, readdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { VmCid } from '../../cpi/types.ts';
 import { readJsonIfExists } from '../../util/atomic-file.ts';
 import type { QemuProperties } from './config.ts';
 import type { QemuContext } from './context.ts';
-import { isId } from './ids.ts';
+import { parseId } from './ids.ts';
 import type { VmRecord } from './records.ts';
 
 /**
@@ -36,7 +37,7 @@ export function sandboxArgs(props: Pick<QemuProperties, 'sandbox'>, runAs: RunAs
   return args;
 }
 
-function slotOf(vmCid: string): number {
+function slotOf(vmCid: VmCid): number {
   let h = 2166136261;
   for (const c of vmCid) h = Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0;
   return h % UID_SLOTS;
@@ -46,13 +47,14 @@ function slotOf(vmCid: string): number {
  * A uid no other VM of this data_dir has (probing from a slot the VM's ID picks), or undefined
  * when the operator runs QEMU as root (`vm_uid_base: null`).
  */
-export async function allocateRunAs(ctx: QemuContext, vmCid: string): Promise<RunAs | undefined> {
+export async function allocateRunAs(ctx: QemuContext, vmCid: VmCid): Promise<RunAs | undefined> {
   const base = ctx.props.vm_uid_base;
   if (base === null) return undefined;
   const taken = new Set<number>();
   for (const name of await readdir(ctx.data.vms).catch(() => [] as string[])) {
-    if (!isId('vm', name) || name === vmCid) continue;
-    const record = await readJsonIfExists<VmRecord>(ctx.data.vm(name).record);
+    const other = parseId('vm', name);
+    if (!other || other === vmCid) continue;
+    const record = await readJsonIfExists<VmRecord>(ctx.data.vm(other).record);
     if (record?.run_as) taken.add(record.run_as.uid);
   }
   const start = slotOf(vmCid);
@@ -92,7 +94,7 @@ export async function revokeFile(runAs: RunAs | undefined, file: string): Promis
 }
 
 /** The VM directory itself, before QEMU starts (its QMP socket and logs live there). */
-export async function prepareVmDir(ctx: QemuContext, runAs: RunAs | undefined, vmCid: string): Promise<void> {
+export async function prepareVmDir(ctx: QemuContext, runAs: RunAs | undefined, vmCid: VmCid): Promise<void> {
   if (!runAs) return;
   await openPath(ctx, ctx.data.vm(vmCid).record, runAs.gid);
 }

@@ -95,7 +95,7 @@ async function snapshotLocked(
 }
 
 /** Runs a blockdev-backup job into `target`; the job is polled over short QMP sessions so other calls can use QMP meanwhile. */
-async function backup(qmpPath: string, serial: string, target: string, snapCid: string): Promise<void> {
+async function backup(qmpPath: string, serial: string, target: string, snapCid: SnapshotCid): Promise<void> {
   const node = `snapn-${snapCid.slice(5, 17)}`;
   const jobId = `snapjob-${snapCid.slice(5, 17)}`;
   await withQmp(qmpPath, async (qmp) => {

@@ -6,7 +6,7 @@ import { readJsonIfExists, syncDirectory, writeJsonAtomic } from '../../util/ato
 import { runChecked } from '../../util/command.ts';
 import { NotRegularFile, openRegularFile } from '../../util/regular-file.ts';
 import type { QemuContext } from './context.ts';
-import { isId, newId } from './ids.ts';
+import { isId, newId, parseId } from './ids.ts';
 import type { ImageFormat } from './qemu-img.ts';
 import type { StemcellRecord, VmRecord } from './records.ts';
 
@@ -133,8 +133,9 @@ async function vmsUsing(ctx: QemuContext, stemcellCid: StemcellCid): Promise<str
     return users;
   }
   for (const name of names) {
-    if (!isId('vm', name)) continue;
-    const paths = ctx.data.vm(name);
+    const vmCid = parseId('vm', name);
+    if (!vmCid) continue;
+    const paths = ctx.data.vm(vmCid);
     const vm =
       (await readJsonIfExists<Pick<VmRecord, 'stemcell_cid'>>(paths.record)) ??
       (await readJsonIfExists<Pick<VmRecord, 'stemcell_cid'>>(paths.creating));
