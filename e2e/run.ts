@@ -3,7 +3,7 @@
  *
  *   npm run e2e -- --bosh <bosh CLI> --stemcell <stemcell tgz> [--backend docker|qemu] [--director-mode]
  *                  [--docker-host unix:///var/run/docker.sock | tcp://IP:2376 --docker-tls-dir DIR]
- *                  [--nats-server /usr/sbin/nats-server] [--keep]
+ *                  [--nats-server /usr/sbin/nats-server] [--boot-compare] [--keep]
  *
  * create-env mode builds this repository's release (npm run release) and a small test release,
  * deploys one VM with a persistent disk through `bosh create-env`, checks it without relying on
@@ -15,6 +15,7 @@
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
 import { dockerBackend, type E2eBackend, newMadeIds, qemuBackend, unusedSubnet } from './lib/backends.ts';
+import { runBootCompare } from './lib/boot-compare.ts';
 import { runCreateEnv } from './lib/create-env.ts';
 import { runDirectorMode } from './lib/director-mode.ts';
 import { Report } from './lib/report.ts';
@@ -28,6 +29,8 @@ interface Options {
   stemcell?: string;
   backend: 'docker' | 'qemu';
   directorMode: boolean;
+  /** Docker: boot-to-ping through the CPI against a hand-made `docker run` (no bosh CLI). */
+  bootCompare: boolean;
   dockerHost: string;
   /** ca.pem, cert.pem, key.pem for a tcp:// docker host. */
   dockerTlsDir?: string;
@@ -40,6 +43,7 @@ function parseArgs(argv: string[]): Options {
   const opts: Options = {
     backend: 'docker',
     directorMode: false,
+    bootCompare: false,
     dockerHost: 'unix:///var/run/docker.sock',
     keep: false,
   };
@@ -57,6 +61,7 @@ function parseArgs(argv: string[]): Options {
       if (b !== 'docker' && b !== 'qemu') throw new Error(`--backend must be docker or qemu, not ${b}`);
       opts.backend = b;
     } else if (arg === '--director-mode') opts.directorMode = true;
+    else if (arg === '--boot-compare') opts.bootCompare = true;
     else if (arg === '--docker-host') opts.dockerHost = value();
     else if (arg === '--docker-tls-dir') opts.dockerTlsDir = resolve(value());
     else if (arg === '--nats-server') opts.natsServer = resolve(value());
@@ -99,6 +104,10 @@ function missingInputs(opts: Options): string[] {
     if (!executable(opts.natsServer ?? onPath('nats-server')))
       missing.push('nats-server (Debian package nats-server, or --nats-server <path>)');
     if (!onPath('openssl')) missing.push('openssl');
+  } else if (opts.bootCompare) {
+    if (opts.backend !== 'docker')
+      missing.push('--backend docker (--boot-compare is for Docker; QEMU compares in --director-mode)');
+    if (!onPath('openssl')) missing.push('openssl');
   } else if (!opts.bosh) missing.push('--bosh <bosh CLI v7>');
   else if (!executable(opts.bosh)) missing.push(`--bosh ${opts.bosh}: not an executable`);
   if (!onPath('ruby')) missing.push('ruby (the bosh CLI renders job templates with it; Debian package ruby)');
@@ -131,13 +140,22 @@ async function main(): Promise<number> {
       ? dockerBackend(opts.dockerHost, undefined, opts.dockerTlsDir)
       : qemuBackend(opts.qemuDataDir ?? '/var/lib/bosh-qemu-cpi');
   const made = newMadeIds();
-  const mode = opts.directorMode ? 'director mode' : 'create-env';
+  const mode = opts.directorMode ? 'director mode' : opts.bootCompare ? 'boot comparison' : 'create-env';
   report.log(`e2e: ${backend.name}, ${mode}, stemcell ${opts.stemcell}; work dir ${work}`);
   try {
     const subnet = await unusedSubnet();
     report.log(`e2e: test network ${subnet.cidr}`);
     await backend.setUp(subnet);
-    if (opts.directorMode) {
+    if (opts.bootCompare) {
+      await report.step('npm run build', () => runOk('npm', ['run', 'build', '--silent'], { cwd: REPO }));
+      await runBootCompare(
+        report,
+        backend,
+        subnet,
+        { stemcell: opts.stemcell as string, work, dockerHost: opts.dockerHost },
+        made,
+      );
+    } else if (opts.directorMode) {
       await report.step('npm run build', () => runOk('npm', ['run', 'build', '--silent'], { cwd: REPO }));
       await runDirectorMode(
         report,

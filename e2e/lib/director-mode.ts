@@ -30,7 +30,7 @@ export function loadYaml<T>(path: string): T {
 }
 
 /** One CPI call through bin/cpi, as the Director makes it (API v2, director_uuid in the context). */
-async function cpiCall(
+export async function cpiCall(
   config: string,
   directorUuid: string,
   method: string,

@@ -68,6 +68,7 @@ export async function waitFor<T>(
   what: string,
   timeoutMs: number,
   probe: () => Promise<T | undefined>,
+  intervalMs = 1000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -82,7 +83,7 @@ export async function waitFor<T>(
       throw new Error(
         `timed out after ${timeoutMs / 1000}s waiting for ${what}${last ? `: ${String((last as Error).message ?? last)}` : ''}`,
       );
-    await sleep(1000);
+    await sleep(intervalMs);
   }
 }
 
