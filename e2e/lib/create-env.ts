@@ -118,15 +118,6 @@ export async function runCreateEnv(
       timeoutMs: 60 * 60_000,
     });
     appendFileSync(logPath, `${r.stdout}${r.stderr}`);
-    // The CLI's own stage timings ("Waiting for the agent on VM ... Finished (00:00:05)"): boot-to-ping as bosh saw it.
-    for (const line of r.stdout.split('\n'))
-      if (
-        /Creating VM|Waiting for the agent|Compiling package|Attaching disk|Starting jobs|Updating instance|Deleting VM/.test(
-          line,
-        ) &&
-        /Finished \(/.test(line)
-      )
-        report.log(`        | ${line.trim()}`);
     if (r.code !== 0)
       throw new Error(
         `bosh ${args[0]} exited ${r.code} after ${seconds(r.ms)}; last output:\n${r.stdout.split('\n').slice(-25).join('\n')}${r.stderr.slice(-1500)}\n(full log: ${logPath})`,
