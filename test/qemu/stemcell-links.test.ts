@@ -49,19 +49,19 @@ async function refused(imagePath: string, message: RegExp): Promise<void> {
 test('an image path that is a symbolic link is not followed', async () => {
   const link = join(work, 'image-link');
   symlinkSync(hostDisk, link);
-  await refused(link, /Stemcell image '.*image-link' is a symbolic link, not a regular file/);
+  await refused(link, /The stemcell image '.*image-link' is a symbolic link, not a regular file/);
 });
 
 test('a root.img that is a symbolic link (to a host disk) is refused', async () => {
   const tarball = tarballWith('symlink', (dir) => symlinkSync(hostDisk, join(dir, 'root.img')));
-  await refused(tarball, /root\.img in the stemcell is a symbolic link, not a regular file/);
+  await refused(tarball, /The root\.img in the stemcell is a symbolic link, not a regular file/);
 });
 
 test('a root.img that is a device node is refused', async () => {
   const tarball = tarballWith('device', (dir) =>
     execFileSync('mknod', [join(dir, 'root.img'), 'c', '1', '3']),
   );
-  await refused(tarball, /root\.img in the stemcell is a character device, not a regular file/);
+  await refused(tarball, /The root\.img in the stemcell is a character device, not a regular file/);
 });
 
 test('an image that is a FIFO is refused at once (it was opened and waited on for ever)', {

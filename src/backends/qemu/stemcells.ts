@@ -31,7 +31,7 @@ async function sniff(path: string, what: string, opts: { singleLink?: boolean } 
     ({ handle } = await openRegularFile(path, opts));
   } catch (e) {
     if (e instanceof NotRegularFile)
-      throw cloudError(`${what} is ${e.kind}, not a regular file; refusing it`);
+      throw cloudError(`The ${what} is ${e.kind}, not a regular file; refusing it`);
     throw cloudError(`Cannot read ${what}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   try {
@@ -76,7 +76,7 @@ export async function createStemcell(
   const staging = await ctx.data.staging('stemcell');
   try {
     let source = imagePath;
-    let kind = await sniff(imagePath, `Stemcell image '${imagePath}'`);
+    let kind = await sniff(imagePath, `stemcell image '${imagePath}'`);
     if (kind === 'tar' || kind === 'tar.gz') {
       source = await ctx.logger.timed('extract root.img', () =>
         extractRootImage(imagePath, kind === 'tar.gz', staging),
