@@ -328,11 +328,16 @@ export async function sweepAbandonedVms(ctx: QemuContext): Promise<void> {
     if (!vmCid) continue;
     const p = ctx.data.vm(vmCid);
     if (await exists(p.record)) continue;
-    const age = await stat(p.dir).then(
-      (st) => Date.now() - st.mtimeMs,
-      () => 0,
-    );
-    if (age < ABANDONED_AFTER_MS) continue;
+    // creating.json is written under the directory's lock: with the lock free, its creator died
+    // (kill -9), maybe after starting QEMU, which would hold the VM's IP until swept. Without it, a
+    // young directory may be a create_vm that has not taken its lock yet.
+    if (!(await exists(p.creating))) {
+      const age = await stat(p.dir).then(
+        (st) => Date.now() - st.mtimeMs,
+        () => 0,
+      );
+      if (age < ABANDONED_AFTER_MS) continue;
+    }
     await ctx.lockedIfFree(p.dir, async () => {
       if (!(await exists(p.record)))
         await discardVm(ctx, vmCid, new Error('abandoned by a CPI process that died'));
