@@ -5,6 +5,15 @@ import { execInContainer } from './engine/exec.ts';
 import { Images } from './engine/images.ts';
 import { createTar } from './engine/tar.ts';
 import {
+  encodeWord,
+  HELPER_SERVICE,
+  HelperConnection,
+  MAX_REQUEST_BYTES,
+  type ServiceResult,
+  scriptHash,
+  UNKNOWN_SCRIPT,
+} from './helper-service.ts';
+import {
   encodeHostArgs,
   type HostArgs,
   type HostOperationName,
@@ -14,8 +23,17 @@ import {
 import { DATA_DIRS, HOST_SCRIPT } from './host-script.ts';
 import { LABELS } from './labels.ts';
 
-/** Bumped whenever the helper's container spec changes, so an older helper is replaced. */
-export const HELPER_CONTAINER = 'bosh-cpi-helper-4';
+/**
+ * Bumped whenever the helper's container spec changes, so an older helper is replaced. Version 5
+ * runs the helper service (helper-service.ts) and carries its own role label (`helper-service`):
+ * CPI builds that use an older helper (role `helper`) remove every other `helper`, never this one,
+ * and this one leaves theirs alone while they still run against the engine (remove an idle
+ * bosh-cpi-helper-2 or -4 by hand once no older CPI uses it).
+ */
+export const HELPER_CONTAINER = 'bosh-cpi-helper-5';
+const HELPER_ROLE = 'helper-service';
+/** Host operations may wait for a VM to release a disk, copy a disk, or run mkfs on a large one. */
+const OPERATION_TIMEOUT_MS = 600_000;
 
 /**
  * The helper's image holds nothing but links into the host's root filesystem (bound at /host),
@@ -77,7 +95,8 @@ exec nsenter -t "$pid" -m -- /bin/sh -c "$script" bosh-cpi-host "$@"
  * mounts every data dir's disks again (the data dirs the host script recorded in DATA_DIRS), then
  * starts the VM containers the engine could not start because their mounts/ was not shared yet
  * (through the engine's unix socket with the host's curl, when both exist; otherwise the next
- * attach_disk or reboot_vm starts them). Then it idles, waiting for exec'd operations.
+ * attach_disk or reboot_vm starts them), in the background. Then it serves host operations on its
+ * stdin (helper-service.ts); exec'd operations work alongside.
  */
 export const HELPER_MAIN = `
 enter=$1; script=$2
@@ -88,7 +107,8 @@ if [ -r "/host${DATA_DIRS}" ]; then
   done < "/host${DATA_DIRS}"
 fi
 sock="/host\${BOSH_CPI_ENGINE_SOCKET:-/nonexistent}"
-if [ -S "$sock" ] && command -v curl >/dev/null 2>&1; then
+if [ -S "$sock" ] && command -v curl >/dev/null 2>&1; then (
+  exec </dev/null
   api() { curl -sf --max-time 30 --unix-socket "$sock" "$@"; }
   for delay in 2 5 10 20 30; do
     sleep "$delay"
@@ -97,9 +117,8 @@ if [ -S "$sock" ] && command -v curl >/dev/null 2>&1; then
       api -X POST "http://engine/containers/$id/start" >/dev/null && echo "started VM container $id after the engine restarted"
     done
   done
-fi
-while :; do sleep 3600 & wait $!; done
-`;
+) & fi
+${HELPER_SERVICE}`;
 
 export interface HostResult<Op extends HostOperationName = HostOperationName> {
   outcome: HostOutcome<Op>;
@@ -113,8 +132,6 @@ export interface HostResult<Op extends HostOperationName = HostOperationName> {
  * demand through the API and reused by every later call (and by concurrent CPI processes).
  */
 export class HostHelper {
-  private ready = false;
-
   constructor(
     private readonly docker: DockerClient,
     private readonly dataDir: string,
@@ -122,31 +139,15 @@ export class HostHelper {
     private readonly logger: Logger,
   ) {}
 
+  private connection: Promise<HelperConnection> | undefined;
+  private scriptInstalled = false;
+
   async run<Op extends HostOperationName>(operation: Op, args: HostArgs<Op>): Promise<HostResult<Op>> {
-    const cmd = [
-      '/bin/sh',
-      '-c',
-      ENTER_HOST,
-      'bosh-cpi-host',
-      HOST_SCRIPT,
-      operation,
-      this.dataDir,
-      ...encodeHostArgs(operation, args),
-    ];
+    const argv = [operation, this.dataDir, ...encodeHostArgs(operation, args)];
     const what = `Running '${operation}' on the Docker host`;
-    let result: Awaited<ReturnType<typeof execInContainer>>;
-    try {
-      result = await execInContainer(this.docker, HELPER_CONTAINER, cmd, what);
-    } catch (e) {
-      // 404: no helper yet; 409: helper stopped (engine restarted without it, or someone stopped it);
-      // "Removal In Progress" (500): someone is removing it, so it is made anew once it is gone.
-      if (!(e instanceof DockerApiError)) throw e;
-      const beingRemoved = /removal in progress/i.test(e.apiMessage);
-      if (!beingRemoved && (this.ready || (e.status !== 404 && e.status !== 409))) throw e;
-      await this.ensure();
-      result = await execInContainer(this.docker, HELPER_CONTAINER, cmd, what);
-    }
-    this.ready = true;
+    const words = [scriptHash(HOST_SCRIPT), ...argv.map(encodeWord)];
+    const viaService = words.join(' ').length <= MAX_REQUEST_BYTES;
+    const result = await this.withHelper(() => (viaService ? this.request(words) : this.exec(argv, what)));
     const lines = result.stdout
       .split('\n')
       .filter((l) => l.trim() !== '')
@@ -165,6 +166,59 @@ export class HostHelper {
     };
   }
 
+  /**
+   * Runs `step` against the helper, creating or starting it when the engine says it is missing:
+   * 404, no helper yet; 409, stopped (engine restarted without it, or someone stopped it);
+   * "Removal In Progress" (500), someone is removing it, so it is made anew once it is gone.
+   */
+  private async withHelper<T>(step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (e) {
+      if (!(e instanceof DockerApiError)) throw e;
+      const beingRemoved = /removal in progress/i.test(e.apiMessage);
+      if (!beingRemoved && e.status !== 404 && e.status !== 409) throw e;
+      this.connection = undefined;
+      await this.ensure();
+      return step();
+    }
+  }
+
+  /** One request to the helper service over this process's attachment (opened on first use). */
+  private async request(words: string[]): Promise<ServiceResult> {
+    this.connection ??= HelperConnection.open(this.docker, HELPER_CONTAINER);
+    let connection: HelperConnection;
+    try {
+      connection = await this.connection;
+    } catch (e) {
+      this.connection = undefined;
+      throw e;
+    }
+    let result = await connection.run(words, OPERATION_TIMEOUT_MS);
+    if (result.exitCode === UNKNOWN_SCRIPT && !this.scriptInstalled) {
+      await this.installScript();
+      result = await connection.run(words, OPERATION_TIMEOUT_MS);
+    }
+    return result;
+  }
+
+  /** Puts this CPI's host script into the helper, the `.ok` marker after it (see helper-service.ts). */
+  private async installScript(): Promise<void> {
+    const hash = scriptHash(HOST_SCRIPT);
+    await new Containers(this.docker).putFiles(HELPER_CONTAINER, '/tmp', [
+      { name: 'bosh-cpi-scripts/', type: 'directory', mode: 0o755 },
+      { name: `bosh-cpi-scripts/${hash}`, type: 'file', mode: 0o644, content: Buffer.from(HOST_SCRIPT) },
+      { name: `bosh-cpi-scripts/${hash}.ok`, type: 'file', mode: 0o644, content: Buffer.alloc(0) },
+    ]);
+    this.scriptInstalled = true;
+  }
+
+  /** The same operation through an exec in the helper: for requests too long for one service line. */
+  private exec(argv: string[], what: string): Promise<ServiceResult> {
+    const cmd = ['/bin/sh', '-c', ENTER_HOST, 'bosh-cpi-host', HOST_SCRIPT, ...argv];
+    return execInContainer(this.docker, HELPER_CONTAINER, cmd, what, OPERATION_TIMEOUT_MS);
+  }
+
   /** Creates (or starts) the helper container; safe when several CPI processes race to do it. */
   async ensure(): Promise<void> {
     const containers = new Containers(this.docker);
@@ -181,7 +235,7 @@ export class HostHelper {
         () => {},
       );
     }
-    for (const old of await containers.list([`${LABELS.role}=helper`])) {
+    for (const old of await containers.list([`${LABELS.role}=${HELPER_ROLE}`])) {
       if (!old.Names.includes(`/${HELPER_CONTAINER}`)) {
         this.logger.info(`Removing the helper of an older CPI version, ${old.Names.join(', ')}`);
         await containers.remove(old.Id, { force: true });
@@ -200,7 +254,10 @@ export class HostHelper {
           Image: this.image,
           Entrypoint: ['/bin/sh', '-c', HELPER_MAIN, 'bosh-cpi-helper', ENTER_HOST, HOST_SCRIPT],
           Env: socket ? [`BOSH_CPI_ENGINE_SOCKET=${socket}`] : [],
-          Labels: { [LABELS.cpi]: 'docker', [LABELS.role]: 'helper' },
+          // Stdin stays open across attachments: every CPI process writes its requests there.
+          OpenStdin: true,
+          StdinOnce: false,
+          Labels: { [LABELS.cpi]: 'docker', [LABELS.role]: HELPER_ROLE },
           HostConfig: {
             Binds: ['/:/host:ro'],
             PidMode: 'host',

@@ -6,7 +6,6 @@ import { parseIpv4 } from '../../util/ipv4.ts';
 import { chooseInit, engineCgroups, initContainerConfig, securityOptions } from './container-init.ts';
 import type { DockerContext } from './context.ts';
 import { DockerApiError } from './engine/client.ts';
-import type { TarEntry } from './engine/tar.ts';
 import type { ContainerSummary } from './engine/types.ts';
 import { isId, newId, parseId, stemcellImageRef } from './ids.ts';
 import { LABELS } from './labels.ts';
@@ -18,7 +17,7 @@ import {
   portBindings,
   reportNetworks,
 } from './networking.ts';
-import { MOUNT_POINT_IN_VM, readSettings, SETTINGS_DIR, writeSettings } from './settings-file.ts';
+import { MOUNT_POINT_IN_VM, readSettings, writeSettings } from './settings-file.ts';
 import { startCommand } from './start-command.ts';
 import { removeUnusedStemcellImage, removeUnusedStemcellImages } from './stemcells.ts';
 import { capabilitiesFor, checkedBinds, checkedCapAdd, checkedPrivileged } from './vm-policy.ts';
@@ -80,12 +79,6 @@ export async function createVm(ctx: DockerContext, input: CreateVmInput): Promis
 async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<CreatedVm> {
   const vmCid = newId('vm');
   const image = stemcellImageRef(input.stemcellCid);
-  const [stemcellImage, engineInfo] = await Promise.all([ctx.images.inspect(image), ctx.system.info()]);
-  if (!stemcellImage)
-    throw vmCreationFailed(
-      `Stemcell '${input.stemcellCid}' not found on Docker host ${ctx.docker.endpoint}`,
-      false,
-    );
   const props = input.cloudProperties;
   const sizing = parseVmSizing(props, { fractionalCpu: true });
   const ephemeralSize = sizing.ephemeralDiskMiB;
@@ -95,7 +88,32 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
   const privileged = checkedPrivileged(props, ctx.props);
   const extraCaps = checkedCapAdd(props, ctx.props);
   const ports = portBindings(props.ports, ctx.props.publish_host_ip);
-  const { init, reason } = chooseInit(ctx.props, stemcellImage.Config?.Labels);
+  // The ephemeral volume needs nothing the lookups below answer: made meanwhile, removed if they fail.
+  const volume =
+    ephemeralSize === undefined
+      ? ctx.volumes.create(ephemeralVolume(vmCid), {
+          [LABELS.cpi]: 'docker',
+          [LABELS.vm]: vmCid,
+          [LABELS.director]: ctx.directorUuid,
+        })
+      : undefined;
+  volume?.catch(() => {}); // awaited below
+  let init: ReturnType<typeof chooseInit>['init'];
+  let reason: string;
+  let engineInfo: Awaited<ReturnType<typeof ctx.system.info>>;
+  try {
+    let stemcellImage: Awaited<ReturnType<typeof ctx.images.inspect>>;
+    [stemcellImage, engineInfo] = await Promise.all([ctx.images.inspect(image), ctx.system.info()]);
+    if (!stemcellImage)
+      throw vmCreationFailed(
+        `Stemcell '${input.stemcellCid}' not found on Docker host ${ctx.docker.endpoint}`,
+        false,
+      );
+    ({ init, reason } = chooseInit(ctx.props, stemcellImage.Config?.Labels));
+  } catch (e) {
+    if (volume) await volume.then(() => ctx.volumes.remove(ephemeralVolume(vmCid))).catch(() => {});
+    throw e;
+  }
   const cgroups = engineCgroups(engineInfo);
   ctx.logger.info(
     `VM ${vmCid}: init ${init} (${reason}); host cgroup v${cgroups.version}, ${cgroups.driver} driver`,
@@ -112,12 +130,8 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
         throw cloudError(`Creating the ${ephemeralSize} MiB ephemeral disk failed: ${res.stderr}`);
       ephemeralBind = `${ctx.props.data_dir}/ephemeral/${vmCid}:${EPHEMERAL_MOUNT}`;
     } else {
-      await ctx.volumes.create(ephemeralVolume(vmCid), {
-        [LABELS.cpi]: 'docker',
-        [LABELS.vm]: vmCid,
-        [LABELS.director]: ctx.directorUuid,
-      });
-      created.volume = true;
+      created.volume = true; // made above; cleanup removes it even if its creation failed half-way
+      await volume;
       ephemeralBind = `${ephemeralVolume(vmCid)}:${EPHEMERAL_MOUNT}`;
     }
     const labels = {
@@ -307,9 +321,10 @@ export async function deleteVm(ctx: DockerContext, vmCid: VmCid): Promise<void> 
   if (storage.outcome === 'done') await ctx.volumes.remove(ephemeralVolume(vmCid));
   // Networks and images are swept on every call, also on a retry whose container is already gone.
   const sweep = async () => {
-    await removeUnusedNetworks(ctx);
-    if (vm) await removeUnusedStemcellImage(ctx, vm.ImageID);
-    else await removeUnusedStemcellImages(ctx);
+    await Promise.all([
+      removeUnusedNetworks(ctx),
+      vm ? removeUnusedStemcellImage(ctx, vm.ImageID) : removeUnusedStemcellImages(ctx),
+    ]);
   };
   if (storage.outcome !== 'done') {
     await sweep().catch((e) =>
@@ -428,7 +443,11 @@ export async function mountDisksForVm(
 
 const sanitize = (s: string) => s.replace(/[^a-zA-Z0-9_.-]+/g, '-').replace(/^[^a-zA-Z0-9]+/, '');
 
-/** Operators see the metadata in `docker ps` (the name) and in /var/vcap/bosh/cpi-metadata.json. */
+/**
+ * Operators see the metadata in `docker ps`: the container's name. One engine request; writing
+ * the metadata into the VM as well would cost an archive request (~50-100 ms) for nothing the
+ * agent or the Director reads.
+ */
 export async function setVmMetadata(ctx: DockerContext, vmCid: VmCid, metadata: Metadata): Promise<void> {
   const vm = await requireVm(ctx, vmCid);
   const group =
@@ -438,16 +457,7 @@ export async function setVmMetadata(ctx: DockerContext, vmCid: VmCid, metadata: 
     .join('_')
     .slice(-200)
     .replace(/^[^a-zA-Z0-9]+/, '');
-  const file: TarEntry = {
-    name: 'cpi-metadata.json',
-    type: 'file',
-    mode: 0o644,
-    content: Buffer.from(JSON.stringify(metadata)),
-  };
-  await Promise.all([
-    vm.Names[0] === `/${name}` ? Promise.resolve() : ctx.containers.rename(vm.Id, name),
-    ctx.containers.putFiles(vm.Id, SETTINGS_DIR, [file]),
-  ]);
+  if (vm.Names[0] !== `/${name}`) await ctx.containers.rename(vm.Id, name);
 }
 
 export type { NetworkAttachment };

@@ -1,6 +1,8 @@
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import type { Readable } from 'node:stream';
+import tls from 'node:tls';
 import type { TlsMaterial } from '../config.ts';
 
 /** One HTTP exchange with the Engine API; the body is either collected or handed over as a stream. */
@@ -40,11 +42,14 @@ export class Transport {
   private readonly agent: http.Agent;
   private readonly base: http.RequestOptions;
   private readonly secure: boolean;
+  /** Connections taken over by upgrade(), closed with the transport. */
+  private readonly upgraded = new Set<net.Socket>();
 
   constructor(
     readonly endpoint: string,
-    tls?: TlsMaterial,
+    private readonly tlsMaterial?: TlsMaterial,
   ) {
+    const tls = tlsMaterial;
     if (endpoint.startsWith('unix://')) {
       this.secure = false;
       this.agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
@@ -130,6 +135,75 @@ export class Transport {
     });
   }
 
+  /**
+   * Sends `POST path` asking to upgrade the connection (the engine's attach endpoint) and hands
+   * over the raw connection once the engine answers 101, with any bytes that came after its
+   * headers. Written by hand on a plain socket: the HTTP clients' upgrade handling differs
+   * between runtimes. Any other answer is a status and body for the caller to report.
+   */
+  upgrade(
+    path: string,
+    timeoutMs = 30_000,
+  ): Promise<{ status: 101; socket: net.Socket; head: Buffer } | { status: number; body: Buffer }> {
+    return new Promise((resolve, reject) => {
+      const base = this.base as { socketPath?: string; host?: string; port?: number };
+      const socket = base.socketPath
+        ? net.connect(base.socketPath)
+        : this.secure
+          ? tls.connect({
+              host: base.host,
+              port: base.port,
+              ca: this.tlsMaterial?.ca,
+              cert: this.tlsMaterial?.cert,
+              key: this.tlsMaterial?.key,
+              ...(base.host && net.isIP(base.host) === 0 ? { servername: base.host } : {}),
+            })
+          : net.connect({ host: base.host as string, port: base.port as number });
+      const ready = this.secure && !base.socketPath ? 'secureConnect' : 'connect';
+      let received = Buffer.alloc(0);
+      const fail = (e: Error) => {
+        socket.destroy();
+        reject(this.wrap(e));
+      };
+      socket.setTimeout(timeoutMs, () =>
+        fail(new TransportError(this.endpoint, 'ETIMEDOUT', `no answer within ${timeoutMs / 1000} s`)),
+      );
+      socket.once('error', fail);
+      socket.once(ready, () => {
+        socket.write(
+          `POST ${path} HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n`,
+        );
+      });
+      const onData = (chunk: Buffer) => {
+        received = Buffer.concat([received, chunk]);
+        const end = received.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = received.subarray(0, end).toString('latin1');
+        const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0);
+        const rest = received.subarray(end + 4);
+        if (status === 101) {
+          socket.off('data', onData);
+          socket.off('error', fail);
+          socket.setTimeout(0);
+          this.upgraded.add(socket);
+          socket.once('close', () => this.upgraded.delete(socket));
+          resolve({ status: 101, socket, head: rest });
+          return;
+        }
+        // An error answer: its body (JSON message) is complete when the engine closes or at its length.
+        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? Number.NaN);
+        if (Number.isFinite(length) && rest.length < length) return;
+        socket.off('data', onData);
+        socket.destroy();
+        resolve({ status, body: Number.isFinite(length) ? rest.subarray(0, length) : rest });
+      };
+      socket.on('data', onData);
+      socket.once('end', () => {
+        if (!socket.destroyed) fail(new TransportError(this.endpoint, 'EPIPE', 'connection closed'));
+      });
+    });
+  }
+
   private wrap(e: Error): TransportError {
     if (e instanceof TransportError) return e;
     const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
@@ -147,5 +221,6 @@ export class Transport {
 
   close(): void {
     this.agent.destroy();
+    for (const socket of this.upgraded) socket.destroy();
   }
 }

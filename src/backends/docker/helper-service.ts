@@ -1,0 +1,203 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { apiError, type DockerClient } from './engine/client.ts';
+import { StreamDemuxer } from './engine/exec.ts';
+import { TransportError } from './engine/transport.ts';
+
+/**
+ * The helper's main process: a shell serving host operations read from its stdin, one request a
+ * line, each run in the background so that slow operations do not hold up others. A CPI attaches
+ * to the helper (POST /containers/{id}/attach, one round trip) and writes a line; the answer comes
+ * back on the attached stdout: no exec to create, start and inspect per operation, no runc exec.
+ *
+ *   request:  <id> <script hash> <operation> <data_dir> <args…>    (words; see encodeWord)
+ *   answer:   <id> o <stdout line> … <id> e <stderr line> … <id> x <exit code>
+ *
+ * Every attached client sees every answer and keeps those with its own ids. Requests name the
+ * host script by its hash: the CPI puts the script into the helper once (one archive holding
+ * /tmp/bosh-cpi-scripts/<hash>, then <hash>.ok, so a script is read only once complete), so a
+ * helper serves every CPI version; an unknown hash is answered with exit code 254. The host's mount namespace is entered through the helper's containerd-shim
+ * (its parent), found once at start.
+ */
+export const HELPER_SERVICE = `
+pid=""
+p=$$
+while [ -n "$p" ] && [ "$p" -gt 1 ]; do
+  read -r c 2>/dev/null < "/proc/$p/comm" || break
+  case "$c" in containerd-shim*) pid=$p; break;; esac
+  read -r _ _ _ p _ 2>/dev/null < "/proc/$p/stat" || break
+done
+[ -n "$pid" ] || { echo "cannot find this engine's containerd-shim among the host's processes" >&2; exit 90; }
+mkdir -p /tmp/bosh-cpi-scripts /tmp/bosh-cpi-run
+trap 'exit 0' TERM INT
+while IFS= read -r line; do
+  set -f; set -- $line; set +f
+  [ $# -ge 3 ] || continue
+  id=$1; hash=$2; shift 2
+  case $id$hash in *[!0-9a-f]*) continue;; esac
+  eval "s=\\\${script_$hash-}"
+  if [ -z "$s" ] && [ -e "/tmp/bosh-cpi-scripts/$hash.ok" ]; then
+    s=$(cat "/tmp/bosh-cpi-scripts/$hash"); eval "script_$hash=\\$s"
+  fi
+  if [ -z "$s" ]; then printf '%s x 254\\n' "$id"; continue; fi
+  (
+    exec </dev/null
+    n=$#
+    while [ "$n" -gt 0 ]; do
+      a=$1; shift
+      case $a in *\\\\*) a=$(printf '%b.' "$a"); a=\${a%.};; esac
+      set -- "$@" "$a"; n=$((n - 1))
+    done
+    f=/tmp/bosh-cpi-run/$id
+    rc=0
+    nsenter -t "$pid" -m -- /bin/sh -c "$s" bosh-cpi-host "$@" > "$f.o" 2> "$f.e" || rc=$?
+    while IFS= read -r l || [ -n "$l" ]; do printf '%s o %s\\n' "$id" "$l"; done < "$f.o"
+    while IFS= read -r l || [ -n "$l" ]; do printf '%s e %s\\n' "$id" "$l"; done < "$f.e"
+    rm -f "$f.o" "$f.e"
+    printf '%s x %s\\n' "$id" "$rc"
+  ) &
+done
+`;
+
+/** Requests longer than this go through exec instead: a pipe write of at most PIPE_BUF bytes is never interleaved. */
+export const MAX_REQUEST_BYTES = 3500;
+
+/** Exit code of a request naming a script the helper does not have yet. */
+export const UNKNOWN_SCRIPT = 254;
+
+export const scriptHash = (script: string): string =>
+  createHash('sha256').update(script).digest('hex').slice(0, 16);
+
+/** One word of a request line: bytes other than [A-Za-z0-9._,:/=@+-] as \0NNN (printf %b decodes them). */
+export function encodeWord(value: string): string {
+  if (value === '') return '\\c'; // printf %b: no output
+  let out = '';
+  for (const byte of Buffer.from(value, 'utf8')) {
+    const c = String.fromCharCode(byte);
+    out += /[A-Za-z0-9._,:/=@+-]/.test(c) ? c : `\\0${byte.toString(8).padStart(3, '0')}`;
+  }
+  return out;
+}
+
+export interface ServiceResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+interface Pending {
+  out: string[];
+  err: string[];
+  resolve: (r: ServiceResult) => void;
+  reject: (e: Error) => void;
+}
+
+/** A CPI process's attachment to the helper service: many requests, concurrent or not, on one connection. */
+export class HelperConnection {
+  private readonly pending = new Map<string, Pending>();
+  private readonly prefix = randomBytes(6).toString('hex');
+  private counter = 0;
+  private buffered = '';
+  private readonly demux = new StreamDemuxer();
+
+  private constructor(
+    private readonly socket: Socket,
+    private readonly endpoint: string,
+  ) {
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('close', () => this.failAll('the connection to the helper closed'));
+    socket.on('error', () => {});
+  }
+
+  /** Attaches to the helper container; a refusal (no helper, stopped) is the engine's error. */
+  static async open(docker: DockerClient, container: string): Promise<HelperConnection> {
+    const path = await docker.path(`/containers/${container}/attach`, {
+      stream: 1,
+      stdin: 1,
+      stdout: 1,
+      stderr: 0,
+    });
+    const res = await docker.transport.upgrade(path);
+    if (res.status !== 101 || !('socket' in res))
+      throw apiError(res.status, 'body' in res ? res.body : Buffer.alloc(0), 'Attaching to the host helper');
+    const connection = new HelperConnection(res.socket, docker.endpoint);
+    if (res.head.length) connection.receive(res.head);
+    return connection;
+  }
+
+  run(words: string[], timeoutMs: number): Promise<ServiceResult> {
+    const id = `${this.prefix}${(this.counter++).toString(16).padStart(4, '0')}`;
+    const line = `${[id, ...words].join(' ')}\n`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(
+          new TransportError(
+            this.endpoint,
+            'ETIMEDOUT',
+            `no answer from the host helper within ${timeoutMs / 1000} s`,
+          ),
+        );
+      }, timeoutMs);
+      this.pending.set(id, {
+        out: [],
+        err: [],
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      this.socket.write(line);
+    });
+  }
+
+  get idle(): boolean {
+    return this.pending.size === 0;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private receive(chunk: Buffer): void {
+    this.demux.push(chunk);
+    if (this.demux.stdout.length === 0) return;
+    this.buffered += Buffer.concat(this.demux.stdout.splice(0)).toString('utf8');
+    this.demux.stderr.splice(0);
+    let newline = this.buffered.indexOf('\n');
+    while (newline >= 0) {
+      this.answer(this.buffered.slice(0, newline));
+      this.buffered = this.buffered.slice(newline + 1);
+      newline = this.buffered.indexOf('\n');
+    }
+  }
+
+  private answer(line: string): void {
+    const first = line.indexOf(' ');
+    const request = this.pending.get(line.slice(0, first));
+    if (!request) return; // another CPI process's answer
+    const kind = line.slice(first + 1, first + 2);
+    const text = line.slice(first + 3);
+    if (kind === 'o') request.out.push(text);
+    else if (kind === 'e') request.err.push(text);
+    else if (kind === 'x') {
+      this.pending.delete(line.slice(0, first));
+      request.resolve({
+        exitCode: Number(text),
+        stdout: request.out.map((l) => `${l}\n`).join(''),
+        stderr: request.err.map((l) => `${l}\n`).join(''),
+      });
+    }
+  }
+
+  private failAll(reason: string): void {
+    for (const [id, request] of this.pending) {
+      this.pending.delete(id);
+      request.reject(new TransportError(this.endpoint, 'EPIPE', reason));
+    }
+  }
+}
