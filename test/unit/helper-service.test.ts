@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { encodeWord, MAX_REQUEST_BYTES, scriptHash } from '../../src/backends/docker/helper-service.ts';
+import { DockerClient } from '../../src/backends/docker/engine/client.ts';
+import {
+  encodeWord,
+  HelperConnection,
+  MAX_REQUEST_BYTES,
+  scriptHash,
+} from '../../src/backends/docker/helper-service.ts';
 
 /** Decodes words the way the helper service does (sh's printf %b), each word split off by spaces. */
 function decodeInSh(line: string): string[] {
@@ -42,5 +52,80 @@ describe('helper service request words', () => {
     assert.match(scriptHash('echo a'), /^[0-9a-f]{16}$/);
     assert.notEqual(scriptHash('echo a'), scriptHash('echo b'));
     assert.ok(MAX_REQUEST_BYTES < 4096, 'one pipe write (PIPE_BUF) per request');
+  });
+});
+
+/** An engine whose attach endpoint answers each request line with `reply(id, words)`, in stdout frames. */
+async function fakeAttach(reply: (id: string, words: string[], socket: Socket) => void) {
+  const path = join(mkdtempSync(join(tmpdir(), 'fake-attach-')), 'docker.sock');
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    let head = '';
+    let upgraded = false;
+    socket.on('data', (chunk: Buffer) => {
+      if (!upgraded) {
+        head += chunk.toString('latin1');
+        if (!head.includes('\r\n\r\n')) return;
+        upgraded = true;
+        assert.match(
+          head,
+          /^POST \/v1\.41\/containers\/helper\/attach\?stream=1&stdin=1&stdout=1&stderr=0 HTTP\/1\.1\r\n/,
+        );
+        socket.write(
+          'HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\n\r\n',
+        );
+        return;
+      }
+      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) {
+        const [id = '', ...words] = line.split(' ');
+        reply(id, words, socket);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  return {
+    path,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
+}
+
+const frame = (text: string) => {
+  const header = Buffer.alloc(8);
+  header[0] = 1;
+  header.writeUInt32BE(Buffer.byteLength(text), 4);
+  return Buffer.concat([header, Buffer.from(text)]);
+};
+
+describe('helper service connection', () => {
+  test('answers are matched to requests by id, others ignored, split frames and lines reassembled', async () => {
+    const engine = await fakeAttach((id, words, socket) => {
+      const answer = `someone-else o noise\n${id} o got ${words.join(' ')}\n${id} e warning text\n${id} x 3\n`;
+      const bytes = Buffer.concat([frame(answer.slice(0, 7)), frame(answer.slice(7))]);
+      socket.write(bytes.subarray(0, 5));
+      setTimeout(() => socket.write(bytes.subarray(5)), 5);
+    });
+    const docker = new DockerClient(`unix://${engine.path}`, undefined, '1.41');
+    const connection = await HelperConnection.open(docker, 'helper');
+    // One after the other: this fake writes each answer in two parts, which must not interleave.
+    const a = await connection.run(['h', 'op-a'], 5000);
+    const b = await connection.run(['h', 'op-b'], 5000);
+    assert.deepEqual(a, { exitCode: 3, stdout: 'got h op-a\n', stderr: 'warning text\n' });
+    assert.equal(b.stdout, 'got h op-b\n');
+    docker.close();
+    engine.close();
+  });
+
+  test('a connection the engine closes fails the pending request and every later one at once', async () => {
+    const engine = await fakeAttach((_id, _words, socket) => socket.end());
+    const docker = new DockerClient(`unix://${engine.path}`, undefined, '1.41');
+    const connection = await HelperConnection.open(docker, 'helper');
+    await assert.rejects(connection.run(['h', 'op'], 60_000), /connection to the helper closed/);
+    await assert.rejects(connection.run(['h', 'op'], 60_000), /connection to the helper closed/);
+    docker.close();
+    engine.close();
   });
 });

@@ -99,12 +99,14 @@ export class HelperConnection {
   private counter = 0;
   private buffered = '';
   private readonly demux = new StreamDemuxer();
+  private closed = false;
 
   private constructor(
     private readonly socket: Socket,
     private readonly endpoint: string,
   ) {
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('end', () => this.failAll('the connection to the helper closed'));
     socket.on('close', () => this.failAll('the connection to the helper closed'));
     socket.on('error', () => {});
   }
@@ -126,6 +128,10 @@ export class HelperConnection {
   }
 
   run(words: string[], timeoutMs: number): Promise<ServiceResult> {
+    if (this.closed)
+      return Promise.reject(
+        new TransportError(this.endpoint, 'EPIPE', 'the connection to the helper closed'),
+      );
     const id = `${this.prefix}${(this.counter++).toString(16).padStart(4, '0')}`;
     const line = `${[id, ...words].join(' ')}\n`;
     return new Promise((resolve, reject) => {
@@ -195,6 +201,7 @@ export class HelperConnection {
   }
 
   private failAll(reason: string): void {
+    this.closed = true;
     for (const [id, request] of this.pending) {
       this.pending.delete(id);
       request.reject(new TransportError(this.endpoint, 'EPIPE', reason));

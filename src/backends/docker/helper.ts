@@ -25,13 +25,12 @@ import { LABELS } from './labels.ts';
 
 /**
  * Bumped whenever the helper's container spec changes, so an older helper is replaced. Version 5
- * runs the helper service (helper-service.ts) and carries its own role label (`helper-service`):
- * CPI builds that use an older helper (role `helper`) remove every other `helper`, never this one,
- * and this one leaves theirs alone while they still run against the engine (remove an idle
- * bosh-cpi-helper-2 or -4 by hand once no older CPI uses it).
+ * runs the helper service (helper-service.ts). Helpers of other versions are left running: a CPI
+ * build still using one (it execs there) keeps working; remove an idle one by hand.
  */
 export const HELPER_CONTAINER = 'bosh-cpi-helper-5';
-const HELPER_ROLE = 'helper-service';
+/** Earlier helpers of this same design, which nothing uses any more. */
+const SUPERSEDED_HELPERS = ['bosh-cpi-helper-3'];
 /** Host operations may wait for a VM to release a disk, copy a disk, or run mkfs on a large one. */
 const OPERATION_TIMEOUT_MS = 600_000;
 
@@ -101,23 +100,25 @@ exec nsenter -t "$pid" -m -- /bin/sh -c "$script" bosh-cpi-host "$@"
 export const HELPER_MAIN = `
 enter=$1; script=$2
 trap "exit 0" TERM INT
-if [ -r "/host${DATA_DIRS}" ]; then
-  while read -r d; do
-    [ -d "/host$d/mounts" ] && sh -c "$enter" bosh-cpi-host "$script" restore "$d" < /dev/null || true
-  done < "/host${DATA_DIRS}"
-fi
-sock="/host\${BOSH_CPI_ENGINE_SOCKET:-/nonexistent}"
-if [ -S "$sock" ] && command -v curl >/dev/null 2>&1; then (
+(
   exec </dev/null
-  api() { curl -sf --max-time 30 --unix-socket "$sock" "$@"; }
-  for delay in 2 5 10 20 30; do
-    sleep "$delay"
-    for id in $(api 'http://engine/containers/json?all=1&filters=%7B%22label%22%3A%5B%22${LABELS.vm}%22%5D%2C%22status%22%3A%5B%22exited%22%2C%22created%22%5D%7D' | grep -o '"Id":"[0-9a-f]*"' | grep -o '[0-9a-f]\\{64\\}'); do
-      api "http://engine/containers/$id/json" | grep -q 'shared or slave mount' || continue
-      api -X POST "http://engine/containers/$id/start" >/dev/null && echo "started VM container $id after the engine restarted"
+  if [ -r "/host${DATA_DIRS}" ]; then
+    while read -r d; do
+      [ -d "/host$d/mounts" ] && sh -c "$enter" bosh-cpi-host "$script" restore "$d" || true
+    done < "/host${DATA_DIRS}"
+  fi
+  sock="/host\${BOSH_CPI_ENGINE_SOCKET:-/nonexistent}"
+  if [ -S "$sock" ] && command -v curl >/dev/null 2>&1; then
+    api() { curl -sf --max-time 30 --unix-socket "$sock" "$@"; }
+    for delay in 2 5 10 20 30; do
+      sleep "$delay"
+      for id in $(api 'http://engine/containers/json?all=1&filters=%7B%22label%22%3A%5B%22${LABELS.vm}%22%5D%2C%22status%22%3A%5B%22exited%22%2C%22created%22%5D%7D' | grep -o '"Id":"[0-9a-f]*"' | grep -o '[0-9a-f]\\{64\\}'); do
+        api "http://engine/containers/$id/json" | grep -q 'shared or slave mount' || continue
+        api -X POST "http://engine/containers/$id/start" >/dev/null && echo "started VM container $id after the engine restarted"
+      done
     done
-  done
-) & fi
+  fi
+) &
 ${HELPER_SERVICE}`;
 
 export interface HostResult<Op extends HostOperationName = HostOperationName> {
@@ -194,12 +195,18 @@ export class HostHelper {
       this.connection = undefined;
       throw e;
     }
-    let result = await connection.run(words, OPERATION_TIMEOUT_MS);
-    if (result.exitCode === UNKNOWN_SCRIPT && !this.scriptInstalled) {
-      await this.installScript();
-      result = await connection.run(words, OPERATION_TIMEOUT_MS);
+    try {
+      let result = await connection.run(words, OPERATION_TIMEOUT_MS);
+      if (result.exitCode === UNKNOWN_SCRIPT && !this.scriptInstalled) {
+        await this.installScript();
+        result = await connection.run(words, OPERATION_TIMEOUT_MS);
+      }
+      return result;
+    } catch (e) {
+      // A lost connection (helper removed or restarted): the next operation attaches again.
+      this.connection = undefined;
+      throw e;
     }
-    return result;
   }
 
   /** Puts this CPI's host script into the helper, the `.ok` marker after it (see helper-service.ts). */
@@ -235,8 +242,8 @@ export class HostHelper {
         () => {},
       );
     }
-    for (const old of await containers.list([`${LABELS.role}=${HELPER_ROLE}`])) {
-      if (!old.Names.includes(`/${HELPER_CONTAINER}`)) {
+    for (const old of await containers.list([`${LABELS.role}=helper`])) {
+      if (SUPERSEDED_HELPERS.some((name) => old.Names.includes(`/${name}`))) {
         this.logger.info(`Removing the helper of an older CPI version, ${old.Names.join(', ')}`);
         await containers.remove(old.Id, { force: true });
       }
@@ -257,8 +264,10 @@ export class HostHelper {
           // Stdin stays open across attachments: every CPI process writes its requests there.
           OpenStdin: true,
           StdinOnce: false,
-          Labels: { [LABELS.cpi]: 'docker', [LABELS.role]: HELPER_ROLE },
+          Labels: { [LABELS.cpi]: 'docker', [LABELS.role]: 'helper' },
           HostConfig: {
+            // Its stdout carries every answer of the service: nothing to keep.
+            LogConfig: { Type: 'none', Config: {} },
             Binds: ['/:/host:ro'],
             PidMode: 'host',
             NetworkMode: 'none',
