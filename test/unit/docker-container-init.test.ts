@@ -60,6 +60,21 @@ describe('docker VM containers: cgroups and init', () => {
     }
   });
 
+  test('cgroup v1: a net_cls hierarchy bound by the host operation is mounted when the engine showed none', () => {
+    for (const init of ['runit', 'systemd'] as const) {
+      const script = cgroupDelegationScript(init);
+      const v1 = script.slice(script.indexOf('else '));
+      assert.match(
+        v1,
+        /\[ "\$h" != 0 \] && \[ ! -e \/sys\/fs\/cgroup\/net_cls \]/,
+        'only when bound and not visible',
+      );
+      assert.match(v1, /mount -t cgroup -o "\$o" cgroup "\/sys\/fs\/cgroup\/\$o"/);
+      assert.match(v1, /mount -o remount,bind,ro \/sys\/fs\/cgroup;/, 'the tmpfs is read-only again');
+      assert.doesNotMatch(script.slice(0, script.indexOf('else ')), /net_cls/, 'not on cgroup v2');
+    }
+  });
+
   test('v2 with runit: init moves to a leaf and the controllers are delegated; systemd does that itself', () => {
     const runit = cgroupDelegationScript('runit');
     assert.match(runit, /\/sys\/fs\/cgroup\/init\/cgroup\.procs/);

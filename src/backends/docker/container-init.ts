@@ -99,8 +99,41 @@ export function cgroupDelegationScript(init: InitSystem): string {
         ]
       : []),
   ];
-  const v1 = ['for d in /sys/fs/cgroup/*/; do mount -o remount,bind,rw "$d"; done'];
+  const v1 = ['for d in /sys/fs/cgroup/*/; do mount -o remount,bind,rw "$d"; done', netClsScript()];
   return `{ if [ -f /sys/fs/cgroup/cgroup.controllers ]; then ${v2.join('; ')}; else ${v1.join('; ')}; fi; } 2>/dev/null`;
+}
+
+/**
+ * cgroup v1 only: the `net_cls` hierarchy at /sys/fs/cgroup/net_cls when the kernel has one but the
+ * engine showed none (the host never mounted it). The bosh-agent with a nats:// mbus needs it for
+ * its NATS firewall: it moves itself into the net_cls cgroup `/nats-api-access` (classid 0xb0540002)
+ * and lets only that class reach the NATS port and monit, with `iptables -m cgroup` rules in the VM's
+ * own network namespace. Without the hierarchy the agent cannot make that cgroup and exits.
+ *
+ * A VM (private cgroup namespace) may mount a hierarchy but not bind a controller to a new one: the
+ * CPI's host operation `net-cls-hierarchy` does that first, in the initial cgroup namespace and a
+ * throw-away mount namespace. Nothing is mounted on the host; the engine never sees the hierarchy.
+ * The hierarchy is global: every VM that mounts it sees its root (a controller nobody mounted on the
+ * host keeps every process in its root, which is then each VM's cgroup namespace root too), so the
+ * agents of all VMs share one `/nats-api-access` group with the same classid. That is harmless: a
+ * classid only matters to the rules of the network namespace the packet leaves, the VM's own. The
+ * group (empty) and the CPI's `bosh-cpi` group stay until the host reboots. The mount uses the
+ * subsystems the hierarchy was bound with (`net_cls,net_prio`, as systemd mounts them, with a link
+ * for each name).
+ */
+function netClsScript(): string {
+  return [
+    `h=$(awk '$1=="net_cls" && $4==1 {print $2}' /proc/cgroups)`,
+    'if [ -n "$h" ] && [ "$h" != 0 ] && [ ! -e /sys/fs/cgroup/net_cls ]; then',
+    `o=$(awk -v h="$h" '$4==1 && $2==h {printf "%s%s", s, $1; s=","}' /proc/cgroups)`,
+    'mount -o remount,bind,rw /sys/fs/cgroup',
+    'mkdir -p "/sys/fs/cgroup/$o" && mount -t cgroup -o "$o" cgroup "/sys/fs/cgroup/$o"',
+    'for s in $(echo "$o" | tr , " "); do [ "$s" = "$o" ] || ln -s "$o" "/sys/fs/cgroup/$s"; done',
+    'mount -o remount,bind,ro /sys/fs/cgroup',
+    'fi',
+  ]
+    .join('; ')
+    .replace('then;', 'then');
 }
 
 /**

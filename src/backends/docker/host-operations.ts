@@ -87,6 +87,8 @@ export const HOST_OPERATIONS = {
   ),
   'isolate-vm-root': operation([whole('pid')], []),
   'set-default-route': operation([whole('pid'), text('gateway')], []),
+  /** cgroup v1 hosts: binds net_cls (and net_prio) to a hierarchy if nothing has (container-init.ts). */
+  'net-cls-hierarchy': operation([], []),
 } as const;
 
 export type HostOperationName = keyof typeof HOST_OPERATIONS;

@@ -434,6 +434,20 @@ const BODIES: Record<HostOperationName, string> = {
   # After the container (re)started: see isolate_vm_root.
   isolate_vm_root "$pid"
 `,
+  'net-cls-hierarchy': `
+  # Only the initial cgroup namespace may bind a controller to a new hierarchy, so VMs (private
+  # cgroup namespaces) can mount net_cls only once this has run. The mount is made in a mount
+  # namespace of its own and dropped; the child cgroup bosh-cpi keeps the hierarchy alive.
+  [ -f /sys/fs/cgroup/cgroup.controllers ] && exit 0
+  h=$(awk '$1 == "net_cls" && $4 == 1 { print $2 }' /proc/cgroups)
+  [ "$h" = 0 ] || exit 0
+  o=$(awk '$4 == 1 && $2 == 0 && ($1 == "net_cls" || $1 == "net_prio") { printf "%s%s", s, $1; s = "," }' /proc/cgroups)
+  nsenter -t 1 -C -- unshare -m --propagation private -- /bin/sh -c '
+    d=$(mktemp -d) || exit 1
+    mount -t cgroup -o "$1" cgroup "$d" || { rmdir "$d"; exit 1; }
+    mkdir -p "$d/bosh-cpi"; r=$?; umount "$d"; rmdir "$d"; exit $r' net-cls "$o" ||
+    die 1 "cannot bind $o to a cgroup hierarchy"
+`,
   'set-default-route': `
   # The engine picks the default route by network name; this sets the one the manifest asks for.
   nsenter -t "$pid" -n ip route replace default via "$gateway" || die 1 "cannot set the default route via $gateway"

@@ -218,6 +218,14 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
       });
     // Settings go in before the container's init starts, so the agent finds them on its first try.
     await writeSettings(ctx.containers, container, vmCid, settingsFor(input.networks));
+    if (cgroups.version === 1 && ctx.agent.mbus.startsWith('nats://')) {
+      // The agent's NATS firewall needs a net_cls hierarchy the VM can mount (container-init.ts).
+      const res = await ctx.host.run('net-cls-hierarchy', []);
+      if (res.outcome !== 'done')
+        ctx.logger.warn(
+          `No net_cls hierarchy for VM ${vmCid}; its agent's NATS firewall will fail: ${res.stderr}`,
+        );
+    }
     await startContainer(ctx, container);
     // Before the settings write below: an archive request while the root is still shared can leave
     // its binds in the VM.
