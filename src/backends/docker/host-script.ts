@@ -442,7 +442,8 @@ const BODIES: Record<HostOperationName, string> = {
   h=$(awk '$1 == "net_cls" && $4 == 1 { print $2 }' /proc/cgroups)
   [ "$h" = 0 ] || exit 0
   o=$(awk '$4 == 1 && $2 == 0 && ($1 == "net_cls" || $1 == "net_prio") { printf "%s%s", s, $1; s = "," }' /proc/cgroups)
-  nsenter -t 1 -C -- unshare -m --propagation private -- /bin/sh -c '
+  # The helper is in the initial cgroup namespace (the engine's default on cgroup v1 hosts).
+  unshare -m --propagation private -- /bin/sh -c '
     d=$(mktemp -d) || exit 1
     mount -t cgroup -o "$1" cgroup "$d" || { rmdir "$d"; exit 1; }
     mkdir -p "$d/bosh-cpi"; r=$?; umount "$d"; rmdir "$d"; exit $r' net-cls "$o" ||
