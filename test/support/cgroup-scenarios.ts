@@ -299,7 +299,7 @@ export function cgroupScenarios(
 
     scenario(
       'systemd',
-      'a systemd stemcell boots systemd as PID 1 with its cgroups; delete_vm halts it within the stop timeout',
+      'a systemd stemcell boots systemd as PID 1 with its cgroups, reboots, and delete_vm halts it within the stop timeout',
       async () => {
         const [vm] = await cpi.call<[string]>('create_vm', [
           'agent-systemd',
@@ -332,6 +332,17 @@ export function cgroupScenarios(
         } else {
           assert.match(cgroup, /:memory:\/system\.slice\/bosh-agent\.service$/m, cgroup);
         }
+        // reboot_vm restarts the container: systemd halts on its stop signal and boots again.
+        await cpi.call('reboot_vm', [vm]);
+        await waitFor(
+          () => exec(c, 'wc -l < /var/vcap/bosh/boots').stdout === '2',
+          'the agent started again',
+        );
+        await waitFor(
+          () => exec(c, 'systemctl is-system-running').stdout === 'running',
+          'systemd running again',
+        );
+        assert.equal(exec(c, 'cat /proc/1/comm').stdout, 'systemd');
         // Measured on the engine's clock: from just before delete_vm to the container's end.
         const since = docker('info', '--format', '{{.SystemTime}}');
         await cpi.call('delete_vm', [vm]);
