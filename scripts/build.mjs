@@ -4,7 +4,7 @@
 //      against ~35 ms for the bundle on Node (bench/README.md, "Start-up").
 // The Bun compiler comes from the npm package `bun` (a devDependency pinned in package-lock.json).
 import { spawnSync } from 'node:child_process';
-import { existsSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -25,10 +25,17 @@ await build({
   logLevel: 'warning',
 });
 
-/** The Bun binary of the `bun` npm package (its postinstall links the platform's binary there). */
+/**
+ * The Bun binary of the `bun` npm package: its postinstall moves the platform package's binary to
+ * bun/bin/bun.exe; without install scripts it is still in the platform package.
+ */
 export function bunBinary() {
-  const bin = join(REPO, 'node_modules', 'bun', 'bin', 'bun.exe');
-  if (!existsSync(bin)) throw new Error(`${bin} is missing: run npm ci (or npm install) first`);
+  const candidates = [
+    join(REPO, 'node_modules', '@oven', `bun-${process.platform}-${process.arch}`, 'bin', 'bun'),
+    join(REPO, 'node_modules', 'bun', 'bin', 'bun.exe'),
+  ];
+  const bin = candidates.find((c) => existsSync(c) && statSync(c).size > 1 << 20);
+  if (!bin) throw new Error(`no Bun binary at ${candidates.join(' or ')}: run npm ci (or npm install) first`);
   return bin;
 }
 
