@@ -7,7 +7,7 @@
 # Usage: add-iptables.sh IN_TGZ OUT_TGZ
 #   IN_TGZ   a stemcell tarball whose `image` is a Debian rootfs tarball (stemcell.MF, image, …)
 #   OUT_TGZ  the stemcell tarball to write (same name and version; stemcell.MF's sha1 updated)
-#   WORK_DIR scratch (default /var/tmp/bosh-cpi-e2e/iptables-stemcell), emptied first
+#   WORK_DIR scratch (default /var/tmp/bosh-cpi-e2e/iptables-stemcell), removed when done
 # Needs root and the Debian mirror named in the image's /etc/apt/sources.list.
 set -euo pipefail
 [ $# -eq 2 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
@@ -50,6 +50,6 @@ sed -i "s/^sha1: .*/sha1: $SHA1/" "$WORK_DIR/stemcell/stemcell.MF"
 grep -q "^sha1: $SHA1\$" "$WORK_DIR/stemcell/stemcell.MF" || echo "sha1: $SHA1" >> "$WORK_DIR/stemcell/stemcell.MF"
 printf 'iptables %s\n' "$(chroot "$R" dpkg-query -W -f '${Version}' iptables)" >> "$WORK_DIR/stemcell/packages.txt"
 (cd "$WORK_DIR/stemcell" && tar -czf "$OUT" -- *)
-rm -rf "$R"
+rm -rf "$WORK_DIR"
 ls -la "$OUT"
 echo "stemcell: $OUT"
