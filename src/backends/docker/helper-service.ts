@@ -5,6 +5,19 @@ import { StreamDemuxer } from './engine/exec.ts';
 import { TransportError } from './engine/transport.ts';
 
 /**
+ * Sets pid to the helper's containerd-shim, the nearest ancestor that lives in this engine's host
+ * mount namespace (walking up from the shell through /proc/<pid>/stat).
+ */
+export const FIND_ENGINE_SHIM = `pid=""
+p=$$
+while [ -n "$p" ] && [ "$p" -gt 1 ]; do
+  read -r c 2>/dev/null < "/proc/$p/comm" || break
+  case "$c" in containerd-shim*) pid=$p; break;; esac
+  read -r _ _ _ p _ 2>/dev/null < "/proc/$p/stat" || break
+done
+`;
+
+/**
  * The helper's main process: a shell serving host operations read from its stdin, one request a
  * line, each run in the background so that slow operations do not hold up others. A CPI attaches
  * to the helper (POST /containers/{id}/attach, one round trip) and writes a line; the answer comes
@@ -20,14 +33,7 @@ import { TransportError } from './engine/transport.ts';
  * (its parent), found once at start.
  */
 export const HELPER_SERVICE = `
-pid=""
-p=$$
-while [ -n "$p" ] && [ "$p" -gt 1 ]; do
-  read -r c 2>/dev/null < "/proc/$p/comm" || break
-  case "$c" in containerd-shim*) pid=$p; break;; esac
-  read -r _ _ _ p _ 2>/dev/null < "/proc/$p/stat" || break
-done
-[ -n "$pid" ] || { echo "cannot find this engine's containerd-shim among the host's processes" >&2; exit 90; }
+${FIND_ENGINE_SHIM}[ -n "$pid" ] || { echo "cannot find this engine's containerd-shim among the host's processes" >&2; exit 90; }
 mkdir -p /tmp/bosh-cpi-scripts /tmp/bosh-cpi-run
 trap 'exit 0' TERM INT
 while IFS= read -r line; do

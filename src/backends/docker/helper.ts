@@ -6,6 +6,7 @@ import { Images } from './engine/images.ts';
 import { createTar } from './engine/tar.ts';
 import {
   encodeWord,
+  FIND_ENGINE_SHIM,
   HELPER_SERVICE,
   HelperConnection,
   MAX_REQUEST_BYTES,
@@ -69,14 +70,7 @@ function helperImageTar(): Buffer {
  * are only a fallback, and only while their namespace can still be opened.
  */
 const ENTER_HOST = `
-pid=""
-p=$$
-while [ -n "$p" ] && [ "$p" -gt 1 ]; do
-  read -r c 2>/dev/null < "/proc/$p/comm" || break
-  case "$c" in containerd-shim*) pid=$p; break;; esac
-  read -r _ _ _ p _ 2>/dev/null < "/proc/$p/stat" || break
-done
-if [ -z "$pid" ]; then
+${FIND_ENGINE_SHIM}if [ -z "$pid" ]; then
   for name in dockerd containerd; do
     for p in /proc/[0-9]*; do
       read -r c 2>/dev/null < "$p/comm" || continue
