@@ -20,6 +20,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Cpi, writeConfig } from '../test/support/cpi.ts';
+import { removeDataDir } from '../test/support/docker.ts';
 
 interface Options {
   stemcells: string[];
@@ -179,6 +180,7 @@ async function main(): Promise<number> {
   };
   const agentHost = tcp?.[1] ?? '127.0.0.1';
   const director = `e2e-boot-${randomUUID().slice(0, 8)}`;
+  const dataDir = `/var/lib/bosh-cpi-e2e-${director}`;
   const cert = mbusCertificates(work);
   const configPath = writeConfig({
     docker: {
@@ -192,7 +194,7 @@ async function main(): Promise<number> {
             },
           }
         : {}),
-      data_dir: `/var/lib/bosh-cpi-e2e-${director}`,
+      data_dir: dataDir,
       allowed_bind_sources: ['/usr/sbin/runc'],
     },
     agent: { mbus: 'https://mbus:mbus-password@0.0.0.0:6868', ntp: [] },
@@ -356,6 +358,7 @@ async function main(): Promise<number> {
       await cpi.call('delete_stemcell', [stemcell]);
     }
   } finally {
+    if (!tcp) removeDataDir(dataDir);
     rmSync(work, { recursive: true, force: true });
     rmSync(configPath, { force: true });
   }

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Cpi, writeConfig } from './cpi.ts';
+import { removeDataDir } from './docker.ts';
 import { buildStemcell } from './stemcell.ts';
 
 /**
@@ -95,13 +96,14 @@ export function cgroupScenarios(
     let runitStemcell: string;
     let systemdStemcell: string;
     const director = `cgroups-${randomUUID().slice(0, 8)}`;
+    const dataDir = `/var/lib/bosh-cpi-test-${director}`;
     const dynamic = { dyn: { type: 'dynamic', dns: [], default: ['dns', 'gateway'], cloud_properties: {} } };
 
     before(async () => {
       work = mkdtempSync(join(tmpdir(), 'cpi-cgroups-'));
       configPath = writeConfig({
         docker: {
-          data_dir: `/var/lib/bosh-cpi-test-${director}`,
+          data_dir: dataDir,
           allowed_bind_sources: RUNC_BINDS.map((b) => b.split(':')[0]),
           ...t().dockerProperties,
         },
@@ -121,6 +123,8 @@ export function cgroupScenarios(
       const left = docker('ps', '-aq', '--filter', label).split('\n').filter(Boolean);
       if (left.length) spawnSync('docker', [...t().cliArgs, 'rm', '-f', ...left]);
       for (const s of [runitStemcell, systemdStemcell]) if (s) await cpi.call('delete_stemcell', [s]);
+      // On a remote host the data dir goes with the host (a throw-away VM).
+      if (t().cliArgs.length === 0) removeDataDir(dataDir);
       rmSync(work, { recursive: true, force: true });
       rmSync(configPath, { force: true });
     });
