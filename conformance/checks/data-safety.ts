@@ -1,6 +1,7 @@
 import { ensure, ensureEqual } from '../lib/assert.ts';
 import type { Suite } from '../lib/env.ts';
 import { checksum, createVm, fsSizeKiB, hintPath, waitRunning, writeData } from '../lib/vm.ts';
+import { runHostDataSafety } from './host-checks.ts';
 
 /**
  * Data written to a persistent disk from inside a VM must survive everything the Director does
@@ -8,6 +9,7 @@ import { checksum, createVm, fsSizeKiB, hintPath, waitRunning, writeData } from 
  */
 export async function runDataSafety(suite: Suite): Promise<void> {
   const { cpi, reporter, docker } = suite;
+  if (suite.hostProbe) return runHostDataSafety(suite, suite.hostProbe);
   if (!suite.isDocker) {
     reporter.skip('data safety', 'all data-safety checks', 'they write through docker exec into the VM');
     return;

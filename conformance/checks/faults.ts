@@ -14,6 +14,7 @@ import {
   waitRunning,
   writeData,
 } from '../lib/vm.ts';
+import { runHostFaults } from './host-checks.ts';
 
 export const FAULT_OPS = [
   'create_vm',
@@ -86,6 +87,7 @@ async function attachmentSane(suite: Suite, vm: string, disk: string): Promise<s
 
 export async function runFaults(suite: Suite): Promise<void> {
   const { cpi, reporter, docker } = suite;
+  if (suite.hostProbe) return runHostFaults(suite, suite.hostProbe);
   if (!suite.isDocker) {
     reporter.skip('faults', 'kill -9 faults', 'their invariants read the VM through docker exec');
     return;

@@ -15,6 +15,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Cpi } from './cpi.ts';
 import { DockerApi } from './docker.ts';
+import { type HostProbe, QemuProbe } from './host-probe.ts';
 import type { Reporter } from './report.ts';
 import { loopDevices, mountTable, type Scope, walk } from './state.ts';
 import { Addresses } from './vm.ts';
@@ -127,6 +128,8 @@ export interface Suite {
   /** Counts for faults and fuzzing: small by default (CI), large with --full. */
   scale: { faultRuns: number; fuzzRuns: number; concurrency: number };
   cleanups: Array<() => Promise<void>>;
+  /** For VMs the suite cannot docker exec into (qemu): the host-side view of VMs and disks. */
+  hostProbe?: HostProbe;
 }
 
 /** The highest CPI API version the suite knows the result shapes of. */
@@ -243,6 +246,10 @@ export async function setUp(opts: Options, reporter: Reporter): Promise<Suite> {
   const pwnedMarker = `/tmp/cpi-conformance-pwned-${tag}`;
 
   let stemcellImage = opts.stemcell ?? '';
+  if (!stemcellImage && plugin === 'qemu') {
+    const { buildTestStemcell } = await import('../../test/qemu/support/stemcell.ts');
+    stemcellImage = buildTestStemcell(join(workDir, 'stemcell')).imagePath;
+  }
   if (!stemcellImage) {
     const { buildStemcell } = await import('../../test/support/stemcell.ts');
     stemcellImage = buildStemcell(join(workDir, 'stemcell')).imagePath;
@@ -254,6 +261,15 @@ export async function setUp(opts: Options, reporter: Reporter): Promise<Suite> {
     subnetPrefix,
     stemcellImageIds: new Set(),
   };
+  const hostProbe =
+    plugin === 'qemu'
+      ? new QemuProbe(
+          dataDir,
+          typeof iaas.default_bridge === 'string' ? iaas.default_bridge : undefined,
+          workDir,
+        )
+      : undefined;
+  if (hostProbe) scope.hostResources = () => hostProbe.hostResources();
   const full = opts.full;
   const suite: Suite = {
     opts,
@@ -279,6 +295,7 @@ export async function setUp(opts: Options, reporter: Reporter): Promise<Suite> {
     workDir,
     scale: { faultRuns: full ? 54 : 12, fuzzRuns: full ? 400 : 60, concurrency: 20 },
     cleanups: [],
+    ...(hostProbe ? { hostProbe } : {}),
   };
   reporter.log(`CPI: ${cpi.command}`);
   reporter.log(

@@ -18,9 +18,20 @@ export interface Snapshot {
   files: Record<string, string>;
   mounts: Record<string, string>;
   loops: Record<string, string>;
+  /** Host resources outside data_dir a backend probe reports (QEMU processes, taps). */
+  host: Record<string, string>;
 }
 
-export const KINDS = ['containers', 'volumes', 'networks', 'images', 'files', 'mounts', 'loops'] as const;
+export const KINDS = [
+  'containers',
+  'volumes',
+  'networks',
+  'images',
+  'files',
+  'mounts',
+  'loops',
+  'host',
+] as const;
 
 export interface Scope {
   docker: DockerApi;
@@ -31,6 +42,8 @@ export interface Scope {
   subnetPrefix: string;
   /** Image IDs of the stemcells this run imported. */
   stemcellImageIds: Set<string>;
+  /** The backend's host resources outside data_dir (absent for Docker: the engine shows them). */
+  hostResources?: () => Record<string, string>;
 }
 
 const label = (labels: Record<string, string> | null | undefined, key: string) => labels?.[key];
@@ -123,6 +136,7 @@ export async function snapshot(scope: Scope): Promise<Snapshot> {
     files: {},
     mounts: {},
     loops: {},
+    host: scope.hostResources?.() ?? {},
   };
   const ourVms = new Set<string>();
   const allVms = new Set<string>();
