@@ -133,7 +133,9 @@ export async function runHostFaults(suite: Suite, probe: HostProbe): Promise<voi
     const dataIntact = (disk: string, expected: string) =>
       ensureEqual(probe.checksumDisk(disk, DATA_BYTES), expected, `checksum of ${disk}`);
 
-    const runs = OPS.flatMap((op) => Array.from({ length: perOp }, () => op));
+    const only = process.env.CONFORMANCE_FAULT_OPS?.split(',');
+    const ops = only ? OPS.filter((o) => only.includes(o)) : OPS;
+    const runs = ops.flatMap((op) => Array.from({ length: perOp }, () => op));
     for (const [i, op] of runs.entries()) {
       const t = killAt(op);
       const label = `kill -9 #${i + 1} in ${op} at ${t} ms`;

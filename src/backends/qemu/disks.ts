@@ -16,7 +16,7 @@ import {
   withDisk,
   withVmAndDisk,
 } from './disk-store.ts';
-import { attachedDiskCids, isPlugged, plug, unplug } from './hotplug.ts';
+import { attachedDiskCids, isPlugged, plug, releaseNode, unplug } from './hotplug.ts';
 import { diskSerial, isId, newId } from './ids.ts';
 import { runningPid } from './machine.ts';
 import { withQmp } from './qmp.ts';
@@ -167,6 +167,7 @@ export async function detachDisk(ctx: QemuContext, vmCid: VmCid, diskCid: DiskCi
       if (await runningPid(ctx, vmCid)) {
         await withQmp(ctx.data.vm(vmCid).qmp, async (qmp) => {
           const plugged = await isPlugged(qmp, disk.serial);
+          if (!plugged) await releaseNode(qmp, disk.serial);
           if (!plugged && disk.attached_to !== vmCid) throw diskNotAttached(vmCid, diskCid);
           if (plugged) await unplug(qmp, disk.serial, ctx.props.detach_timeout_seconds * 1000);
           await revokeFile(vm.run_as, attachedDisk(ctx, diskCid).image);

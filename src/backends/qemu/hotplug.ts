@@ -76,6 +76,14 @@ export async function unplug(qmp: QmpClient, serial: string, timeoutMs: number):
         true,
       );
   }
+  await releaseNode(qmp, serial);
+}
+
+/**
+ * Removes the disk's block node if it outlived its device (a detach killed between DEVICE_DELETED
+ * and blockdev-del): query-block no longer shows it, but QEMU still holds the image open and locked.
+ */
+export async function releaseNode(qmp: QmpClient, serial: string): Promise<void> {
   const node = diskNodeName(serial);
   if (await nodeExists(qmp, node)) await qmp.execute('blockdev-del', { 'node-name': node });
 }
