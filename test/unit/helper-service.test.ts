@@ -5,7 +5,7 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { DockerClient } from '../../src/backends/docker/engine/client.ts';
+import { DockerApiError, DockerClient } from '../../src/backends/docker/engine/client.ts';
 import {
   encodeWord,
   HelperConnection,
@@ -55,8 +55,14 @@ describe('helper service request words', () => {
   });
 });
 
-/** An engine whose attach endpoint answers each request line with `reply(id, words)`, in stdout frames. */
-async function fakeAttach(reply: (id: string, words: string[], socket: Socket) => void) {
+/**
+ * An engine whose attach endpoint answers each request line with `reply(id, words)`, in stdout
+ * frames, and whose inspect endpoint says the helper is `status` (404 when null).
+ */
+async function fakeAttach(
+  reply: (id: string, words: string[], socket: Socket) => void,
+  status: string | null = 'running',
+) {
   const path = join(mkdtempSync(join(tmpdir(), 'fake-attach-')), 'docker.sock');
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
@@ -67,6 +73,16 @@ async function fakeAttach(reply: (id: string, words: string[], socket: Socket) =
       if (!upgraded) {
         head += chunk.toString('latin1');
         if (!head.includes('\r\n\r\n')) return;
+        if (head.startsWith('GET /v1.41/containers/helper/json ')) {
+          head = '';
+          const body = status
+            ? JSON.stringify({ State: { Status: status, Running: status === 'running' } })
+            : '{}';
+          socket.write(
+            `HTTP/1.1 ${status ? '200 OK' : '404 Not Found'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+          );
+          return;
+        }
         upgraded = true;
         assert.match(
           head,
@@ -127,5 +143,24 @@ describe('helper service connection', () => {
     await assert.rejects(connection.run(['h', 'op'], 60_000), /connection to the helper closed/);
     docker.close();
     engine.close();
+  });
+
+  test('a stopped or missing helper is refused at once (the engine would attach and never answer)', async () => {
+    for (const [status, code] of [
+      ['exited', 409],
+      [null, 404],
+    ] as const) {
+      const engine = await fakeAttach(() => {}, status);
+      const docker = new DockerClient(`unix://${engine.path}`, undefined, '1.41');
+      const started = Date.now();
+      await assert.rejects(HelperConnection.open(docker, 'helper'), (e: unknown) => {
+        assert.ok(e instanceof DockerApiError, String(e));
+        assert.equal(e.status, code);
+        return true;
+      });
+      assert.ok(Date.now() - started < 5000);
+      docker.close();
+      engine.close();
+    }
   });
 });

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { apiError, type DockerClient } from './engine/client.ts';
+import { apiError, DockerApiError, type DockerClient } from './engine/client.ts';
+import { Containers } from './engine/containers.ts';
 import { StreamDemuxer } from './engine/exec.ts';
 import { TransportError } from './engine/transport.ts';
 
@@ -98,6 +99,10 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
+const closeUpgrade = (res: { socket: Socket } | object) => {
+  if ('socket' in res) res.socket.destroy();
+};
+
 /** A CPI process's attachment to the helper service: many requests, concurrent or not, on one connection. */
 export class HelperConnection {
   private readonly pending = new Map<string, Pending>();
@@ -117,7 +122,11 @@ export class HelperConnection {
     socket.on('error', () => {});
   }
 
-  /** Attaches to the helper container; a refusal (no helper, stopped) is the engine's error. */
+  /**
+   * Attaches to the helper container. The engine lets a client attach to a *stopped* container
+   * and then never answers, so the helper's state is read alongside the attachment: a helper
+   * that is missing (404) or not running (409) is refused here, for the caller to start it.
+   */
   static async open(docker: DockerClient, container: string): Promise<HelperConnection> {
     const path = await docker.path(`/containers/${container}/attach`, {
       stream: 1,
@@ -125,7 +134,20 @@ export class HelperConnection {
       stdout: 1,
       stderr: 0,
     });
-    const res = await docker.transport.upgrade(path);
+    const attaching = docker.transport.upgrade(path);
+    const helper = await new Containers(docker).inspect(container).catch((e: unknown) => {
+      attaching.then(closeUpgrade, () => {});
+      throw e;
+    });
+    if (!helper?.State.Running) {
+      attaching.then(closeUpgrade, () => {});
+      throw new DockerApiError(
+        helper ? 409 : 404,
+        helper ? `the helper is ${helper.State.Status}` : 'no such container',
+        'Attaching to the host helper',
+      );
+    }
+    const res = await attaching;
     if (res.status !== 101 || !('socket' in res))
       throw apiError(res.status, 'body' in res ? res.body : Buffer.alloc(0), 'Attaching to the host helper');
     const connection = new HelperConnection(res.socket, docker.endpoint);
