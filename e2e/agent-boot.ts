@@ -14,13 +14,14 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Cpi, writeConfig } from '../test/support/cpi.ts';
 import { removeDataDir } from '../test/support/docker.ts';
+import { agentMbusCertificate } from './lib/certs.ts';
+import { freePort } from './lib/util.ts';
 
 interface Options {
   stemcells: string[];
@@ -53,62 +54,6 @@ function fail(message: string): never {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MIB = 1048576;
 const ALLOCATE = (bytes: number) => `head -c ${bytes} /dev/zero | tail > /dev/null; echo "exit=$?"`;
-
-function openssl(dir: string, ...args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-/** The agent's mbus certificate (server side of the HTTPS mbus) and its CA. */
-function mbusCertificates(dir: string): { ca: string; certificate: string; private_key: string } {
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  openssl(
-    dir,
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-days',
-    '1',
-    '-subj',
-    '/CN=e2e-ca',
-  );
-  openssl(dir, 'req', ...ec, '-keyout', 'agent.key', '-out', 'agent.csr', '-subj', '/CN=agent');
-  writeFileSync(join(dir, 'agent.ext'), 'subjectAltName=DNS:agent\nextendedKeyUsage=serverAuth,clientAuth\n');
-  openssl(
-    dir,
-    'x509',
-    '-req',
-    '-in',
-    'agent.csr',
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    'agent.pem',
-    '-days',
-    '1',
-    '-extfile',
-    'agent.ext',
-  );
-  const read = (f: string) => readFileSync(join(dir, f), 'utf8');
-  return { ca: read('ca.pem'), certificate: read('agent.pem'), private_key: read('agent.key') };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((ok, ko) => {
-    const s = createServer();
-    s.once('error', ko);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => ok(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 /** POST {"method":"ping"} to the agent's HTTPS mbus; true on "pong". */
 function ping(host: string, port: number, ca: string): Promise<boolean> {
@@ -181,7 +126,7 @@ async function main(): Promise<number> {
   const agentHost = tcp?.[1] ?? '127.0.0.1';
   const director = `e2e-boot-${randomUUID().slice(0, 8)}`;
   const dataDir = `/var/lib/bosh-cpi-e2e-${director}`;
-  const cert = mbusCertificates(work);
+  const cert = await agentMbusCertificate(work);
   const configPath = writeConfig({
     docker: {
       host: opts.dockerHost,

@@ -14,14 +14,15 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Cpi, writeConfig } from '../test/support/cpi.ts';
 import { removeDataDir } from '../test/support/docker.ts';
 import { startTestEngine, type TestEngine } from '../test/support/engine.ts';
 import { agentCall } from './lib/agent-https.ts';
+import { agentMbusCertificate } from './lib/certs.ts';
+import { freePort } from './lib/util.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let passed = 0;
@@ -31,64 +32,6 @@ const check = (ok: boolean, what: string) => {
   if (ok) passed++;
   else failed++;
 };
-
-function openssl(dir: string, ...args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-function mbusCertificates(dir: string): { ca: string; certificate: string; private_key: string } {
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  openssl(
-    dir,
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-days',
-    '1',
-    '-subj',
-    '/CN=e2e-ca',
-  );
-  openssl(dir, 'req', ...ec, '-keyout', 'agent.key', '-out', 'agent.csr', '-subj', '/CN=127.0.0.1');
-  writeFileSync(
-    join(dir, 'agent.ext'),
-    'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n',
-  );
-  openssl(
-    dir,
-    'x509',
-    '-req',
-    '-in',
-    'agent.csr',
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    'agent.pem',
-    '-days',
-    '1',
-    '-extfile',
-    'agent.ext',
-  );
-  const read = (f: string) => readFileSync(join(dir, f), 'utf8');
-  return { ca: read('ca.pem'), certificate: read('agent.pem'), private_key: read('agent.key') };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((ok, ko) => {
-    const s = createServer();
-    s.once('error', ko);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => ok(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 const loopsUnder = (dir: string) =>
   execFileSync('losetup', ['-l', '-n', '-O', 'NAME,BACK-FILE'], { encoding: 'utf8' })
@@ -103,7 +46,7 @@ async function scenario(stemcellTgz: string, root: 'shared' | 'private', work: s
   try {
     engine = await startTestEngine({ mountNamespace: root });
     const e = engine;
-    const cert = mbusCertificates(mkdtempSync(join(work, 'certs-')));
+    const cert = await agentMbusCertificate(mkdtempSync(join(work, 'certs-')), ['127.0.0.1']);
     const port = await freePort();
     const agent = { url: `https://mbus:mbus-password@127.0.0.1:${port}`, ca: cert.ca };
     const cpi = new Cpi(

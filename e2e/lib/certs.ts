@@ -97,3 +97,13 @@ export async function makeCert(
     privateKey: readFileSync(keyPath, 'utf8'),
   };
 }
+
+/** The agent's HTTPS mbus certificate (server side, `env.bosh.mbus.cert`) and a CA of its own. */
+export async function agentMbusCertificate(
+  dir: string,
+  ips: string[] = [],
+): Promise<{ ca: string; certificate: string; private_key: string }> {
+  const ca = await makeCa(dir, 'mbus-ca');
+  const agent = await makeCert(dir, 'agent', ca, 'agent', ips);
+  return { ca: ca.certificate, certificate: agent.certificate, private_key: agent.privateKey };
+}
