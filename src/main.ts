@@ -35,6 +35,11 @@ async function readStdin(): Promise<Buffer> {
 
 async function main(): Promise<void> {
   const redactor = new Redactor();
+  // A promise nobody waits for any more (work abandoned when the call already failed) must not end
+  // the process before it has written its response.
+  process.on('unhandledRejection', (reason) => {
+    writeSync(2, `unhandled rejection (ignored): ${redactor.redact(String(reason))}\n`);
+  });
   let response: CpiResponse;
   try {
     response = await handleCall({ readInput: readStdin, argv: process.argv.slice(2), redactor });

@@ -164,3 +164,36 @@ describe('helper service connection', () => {
     }
   });
 });
+
+test('an attachment that fails while the helper state is still being read is an error, not a crash', async () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'fake-attach-')), 'docker.sock');
+  const server = createServer((socket) => {
+    socket.once('data', (chunk: Buffer) => {
+      if (chunk.toString('latin1').startsWith('GET ')) {
+        // The state answers late; the attachment has failed by then.
+        const body = JSON.stringify({ State: { Status: 'running', Running: true } });
+        setTimeout(
+          () =>
+            socket.write(
+              `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+            ),
+          200,
+        );
+      } else socket.destroy();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  const docker = new DockerClient(`unix://${path}`, undefined, '1.41');
+  try {
+    await assert.rejects(HelperConnection.open(docker, 'helper'));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(unhandled, []);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+    docker.close();
+    server.close();
+  }
+});

@@ -135,6 +135,9 @@ export class HelperConnection {
       stderr: 0,
     });
     const attaching = docker.transport.upgrade(path);
+    // Handled below once the state is known; until then a failed attachment (engine going away)
+    // must not count as an unhandled rejection, which ends the process without a response.
+    attaching.catch(() => {});
     const helper = await new Containers(docker).inspect(container).catch((e: unknown) => {
       attaching.then(closeUpgrade, () => {});
       throw e;
