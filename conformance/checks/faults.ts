@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ensure, sameSet, short } from '../lib/assert.ts';
-import type { CpiRun } from '../lib/cpi.ts';
+import { KillTally } from '../lib/cpi.ts';
 import type { Suite } from '../lib/env.ts';
 import { describeDiff, type Snapshot, settledDiff, snapshot, waitForStillness } from '../lib/state.ts';
 import {
@@ -149,14 +149,7 @@ export async function runFaults(suite: Suite): Promise<void> {
     );
 
     const killAt = (op: Op) => Math.round(20 + Math.random() * durations[op] * 0.9);
-    const counts = { killed: 0, finished: 0 };
-    const note = (run: CpiRun) => {
-      if (run.killed) counts.killed++;
-      else counts.finished++;
-      return run.killed
-        ? `killed after ${Math.round(run.ms)} ms`
-        : `finished before the kill (${Math.round(run.ms)} ms)`;
-    };
+    const counts = new KillTally();
 
     for (let i = 0; i < total; i++) {
       const only = process.env.CONFORMANCE_FAULT_OPS?.split(',');
@@ -171,7 +164,7 @@ export async function runFaults(suite: Suite): Promise<void> {
         const result = run.response?.result as [string] | undefined;
         if (result?.[0]) live.vms.add(result[0]);
         await c(
-          `${label} (${note(run)}): leftovers are labelled, known to has_vm and removed by delete_vm; a retry succeeds`,
+          `${label} (${counts.note(run)}): leftovers are labelled, known to has_vm and removed by delete_vm; a retry succeeds`,
           async () => {
             await waitForStillness(suite.scope);
             const { vms, unlabelled } = await newVmLabels(suite, before);
@@ -204,7 +197,7 @@ export async function runFaults(suite: Suite): Promise<void> {
         const before = await snapshot(suite.scope);
         const run = await cpi.request('create_disk', [16, {}, w], { killAfterMs: t });
         await c(
-          `${label} (${note(run)}): the disk is whole (has_disk, deletable) or absent; a retry succeeds`,
+          `${label} (${counts.note(run)}): the disk is whole (has_disk, deletable) or absent; a retry succeeds`,
           async () => {
             const after = await waitForStillness(suite.scope);
             const result = run.response?.result;
@@ -240,7 +233,7 @@ export async function runFaults(suite: Suite): Promise<void> {
         }
         const run = await cpi.request(op, [w, d], { killAfterMs: t });
         await c(
-          `${label} (${note(run)}): get_disks tells the truth, settings never name an unmounted disk; a retry converges`,
+          `${label} (${counts.note(run)}): get_disks tells the truth, settings never name an unmounted disk; a retry converges`,
           async () => {
             await waitForStillness(suite.scope);
             const problems = await attachmentSane(suite, w, d);
@@ -274,7 +267,7 @@ export async function runFaults(suite: Suite): Promise<void> {
         const run = await cpi.request('snapshot_disk', [d, {}], { killAfterMs: t });
         if (typeof run.response?.result === 'string') live.snaps.add(run.response.result);
         await c(
-          `${label} (${note(run)}): the disk is not left frozen, its data is intact; a retry succeeds and restores`,
+          `${label} (${counts.note(run)}): the disk is not left frozen, its data is intact; a retry succeeds and restores`,
           async () => {
             const after = await waitForStillness(suite.scope);
             const write = await execInVm(docker, w, `echo ok > ${path}/after-kill && sync`, 15_000);
@@ -309,7 +302,7 @@ export async function runFaults(suite: Suite): Promise<void> {
         const s = await writeData(docker, vm, p, 1);
         const run = await cpi.request('delete_vm', [vm], { killAfterMs: t });
         await c(
-          `${label} (${note(run)}): the VM is there or gone, never half; a retry finishes; its disk survives with its data`,
+          `${label} (${counts.note(run)}): the VM is there or gone, never half; a retry finishes; its disk survives with its data`,
           async () => {
             await waitForStillness(suite.scope);
             const has = await cpi.call<boolean>('has_vm', [vm]);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ensure, ensureEqual, sameSet, short } from '../lib/assert.ts';
-import type { CpiRun } from '../lib/cpi.ts';
+import { KillTally } from '../lib/cpi.ts';
 import type { Suite } from '../lib/env.ts';
 import type { HostProbe } from '../lib/host-probe.ts';
 import { describeDiff, type Snapshot, settledDiff, snapshot, waitForStillness } from '../lib/state.ts';
@@ -118,14 +118,7 @@ export async function runHostFaults(suite: Suite, probe: HostProbe): Promise<voi
       const start = Math.min(startMs, 0.6 * durations[op]);
       return Math.round(start + (0.1 + 0.8 * Math.random()) * Math.max(durations[op] - start, 20));
     };
-    const counts = { killed: 0, finished: 0 };
-    const note = (run: CpiRun) => {
-      if (run.killed) counts.killed++;
-      else counts.finished++;
-      return run.killed
-        ? `killed after ${Math.round(run.ms)} ms`
-        : `finished before the kill (${Math.round(run.ms)} ms)`;
-    };
+    const counts = new KillTally();
     const noLeftovers = async (base: Snapshot, what: string) => {
       const diff = await settledDiff(suite.scope, base);
       ensure(diff.added.length === 0, () => `${what}:\n${describeDiff({ added: diff.added, removed: [] })}`);
@@ -153,7 +146,7 @@ export async function runHostFaults(suite: Suite, probe: HostProbe): Promise<voi
         const result = run.response?.result as [string] | string | undefined;
         const answered = Array.isArray(result) ? result[0] : result;
         await c(
-          `${label} (${note(run)}): a VM the CPI knows is whole and deletable, one it does not know left nothing; a retry succeeds`,
+          `${label} (${counts.note(run)}): a VM the CPI knows is whole and deletable, one it does not know left nothing; a retry succeeds`,
           async () => {
             const after = await waitForStillness(suite.scope);
             const candidates = new Set(newCids(before, after, 'vms'));
@@ -183,7 +176,7 @@ export async function runHostFaults(suite: Suite, probe: HostProbe): Promise<voi
         const before = await snapshot(suite.scope);
         const run = await cpi.request('create_disk', [16, {}, w], { killAfterMs: t });
         await c(
-          `${label} (${note(run)}): the disk is whole (has_disk, deletable) or absent; a retry succeeds`,
+          `${label} (${counts.note(run)}): the disk is whole (has_disk, deletable) or absent; a retry succeeds`,
           async () => {
             const after = await waitForStillness(suite.scope);
             const candidates = new Set(newCids(before, after, 'disks'));
@@ -207,7 +200,7 @@ export async function runHostFaults(suite: Suite, probe: HostProbe): Promise<voi
         if (op === 'detach_disk') await cpi.call('attach_disk', [w, d]);
         const run = await cpi.request(op, [w, d], { killAfterMs: t });
         await c(
-          `${label} (${note(run)}): a retry converges, get_disks tells the truth, the disk keeps its data`,
+          `${label} (${counts.note(run)}): a retry converges, get_disks tells the truth, the disk keeps its data`,
           async () => {
             await waitForStillness(suite.scope);
             const retry = await cpi.request(op, [w, d]);
@@ -233,7 +226,7 @@ export async function runHostFaults(suite: Suite, probe: HostProbe): Promise<voi
         await cpi.call('attach_disk', [vm, dd]);
         const run = await cpi.request('delete_vm', [vm], { killAfterMs: t });
         await c(
-          `${label} (${note(run)}): the VM is whole or gone, never half; a retry finishes; its disk keeps its data`,
+          `${label} (${counts.note(run)}): the VM is whole or gone, never half; a retry finishes; its disk keeps its data`,
           async () => {
             await waitForStillness(suite.scope);
             const problems: string[] = [];

@@ -222,3 +222,18 @@ export function describeArgs(args: unknown[]): string {
   const s = JSON.stringify(args) ?? '';
   return s.length > 120 ? `${s.slice(1, 117)}…` : s.slice(1, -1);
 }
+
+/** Counts fault runs killed mid-call against those that finished before their kill point. */
+export class KillTally {
+  killed = 0;
+  finished = 0;
+
+  /** Counts `run` and says how it ended, for the check's name. */
+  note(run: CpiRun): string {
+    if (run.killed) this.killed++;
+    else this.finished++;
+    return run.killed
+      ? `killed after ${Math.round(run.ms)} ms`
+      : `finished before the kill (${Math.round(run.ms)} ms)`;
+  }
+}
