@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Cpi, writeConfig } from '../test/support/cpi.ts';
 import { removeDataDir } from '../test/support/docker.ts';
+import { agentEnv, DYNAMIC_NETWORKS } from './lib/agent-env.ts';
 import { agentMbusCertificate } from './lib/certs.ts';
 import { freePort } from './lib/util.ts';
 
@@ -184,22 +185,13 @@ async function main(): Promise<number> {
       );
       for (let run = 1; run <= opts.runs; run++) {
         const port = await freePort();
-        const env = {
-          bosh: {
-            mbus: { cert },
-            blobstores: [
-              { provider: 'local', options: { blobstore_path: '/var/vcap/micro_bosh/data/cache' } },
-            ],
-          },
-        };
+        const env = agentEnv(cert);
         const cloudProps = {
           ram: 1024,
           ports: [`${port}:6868/tcp`],
           ...(opts.nested ? { binds: ['/usr/sbin/runc:/usr/sbin/runc:ro'] } : {}),
         };
-        const networks = {
-          default: { type: 'dynamic', dns: [], default: ['dns', 'gateway'], cloud_properties: {} },
-        };
+        const networks = DYNAMIC_NETWORKS;
         t0 = performance.now();
         const [vm] = await cpi.call<[string]>('create_vm', [
           `agent-${run}`,

@@ -20,6 +20,7 @@ import { join, resolve } from 'node:path';
 import { Cpi, writeConfig } from '../test/support/cpi.ts';
 import { removeDataDir } from '../test/support/docker.ts';
 import { startTestEngine, type TestEngine } from '../test/support/engine.ts';
+import { agentEnv, DYNAMIC_NETWORKS } from './lib/agent-env.ts';
 import { agentCall } from './lib/agent-https.ts';
 import { agentMbusCertificate } from './lib/certs.ts';
 import { freePort } from './lib/util.ts';
@@ -60,17 +61,12 @@ async function scenario(stemcellTgz: string, root: 'shared' | 'private', work: s
     const dir = mkdtempSync(join(work, 'stemcell-'));
     execFileSync('tar', ['-xzf', stemcellTgz, '-C', dir, 'image']);
     const stemcell = await cpi.call<string>('create_stemcell', [join(dir, 'image'), {}]);
-    const env = {
-      bosh: {
-        mbus: { cert },
-        blobstores: [{ provider: 'local', options: { blobstore_path: '/var/vcap/micro_bosh/data/cache' } }],
-      },
-    };
+    const env = agentEnv(cert);
     const [vm] = await cpi.call<[string]>('create_vm', [
       `agent-${id}`,
       stemcell,
       { ports: [`127.0.0.1:${port}:6868/tcp`] },
-      { default: { type: 'dynamic', dns: [], default: ['dns', 'gateway'], cloud_properties: {} } },
+      DYNAMIC_NETWORKS,
       [],
       env,
     ]);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { agentEnv, manualNetworks } from './agent-env.ts';
 import { agentCall } from './agent-https.ts';
 import type { E2eBackend, MadeIds, Subnet } from './backends.ts';
 import { makeCa, makeCert } from './certs.ts';
@@ -51,23 +52,8 @@ export async function runBootCompare(
       mf.cloud_properties ?? {},
     ])) as string;
     made.stemcells.add(stemcellCid);
-    const env = {
-      bosh: {
-        mbus: { cert: { ca: ca.certificate, certificate: cert.certificate, private_key: cert.privateKey } },
-        blobstores: [{ provider: 'local', options: { blobstore_path: '/var/vcap/micro_bosh/data/cache' } }],
-      },
-    };
-    const networks = {
-      default: {
-        type: 'manual',
-        ip,
-        netmask: subnet.netmask,
-        gateway: subnet.gateway,
-        dns: [],
-        default: ['dns', 'gateway'],
-        cloud_properties: { name: network },
-      },
-    };
+    const env = agentEnv({ ca: ca.certificate, certificate: cert.certificate, private_key: cert.privateKey });
+    const networks = manualNetworks(ip, subnet, { name: network });
     const ping = async () => ((await agentCall(agent, 'ping')) === 'pong' ? true : undefined);
 
     let settings = '';

@@ -1,11 +1,12 @@
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { LOCAL_BLOBSTORE, settledLeftovers } from './agent-env.ts';
 import { agentCall, httpGet } from './agent-https.ts';
 import type { E2eBackend, MadeIds, Subnet } from './backends.ts';
 import type { Report } from './report.ts';
 import { TEST_JOB, TEST_PORT } from './test-release.ts';
-import { run, runOk, seconds, sleep, waitFor } from './util.ts';
+import { run, runOk, seconds, waitFor } from './util.ts';
 
 export interface CreateEnvInputs {
   bosh: string;
@@ -15,8 +16,6 @@ export interface CreateEnvInputs {
   work: string;
   env: NodeJS.ProcessEnv;
 }
-
-const BLOBSTORE = { provider: 'local', options: { blobstore_path: '/var/vcap/micro_bosh/data/cache' } };
 
 /** The create-env manifest (JSON is YAML): one VM on a manual network, the test job, a persistent disk. */
 export function manifest(
@@ -37,7 +36,7 @@ export function manifest(
         network: 'default',
         stemcell: { url: `file://${inputs.stemcell}` },
         cloud_properties: backend.vmCloudProperties(),
-        env: { bosh: { password: '*', mbus: { cert: '((mbus))' }, blobstores: [BLOBSTORE] } },
+        env: { bosh: { password: '*', mbus: { cert: '((mbus))' }, blobstores: [LOCAL_BLOBSTORE] } },
       },
     ],
     disk_pools: [{ name: 'disks', disk_size: 1024, cloud_properties: {} }],
@@ -250,13 +249,8 @@ export async function runCreateEnv(
     await report.check(
       `delete-env leaves nothing behind (${[...made.vms, ...made.disks, ...made.stemcells].join(', ')})`,
       async () => {
-        let left: string[] = [];
-        for (let i = 0; i < 10; i++) {
-          left = await backend.leftovers(made);
-          if (left.length === 0) return;
-          await sleep(1000);
-        }
-        throw new Error(`left behind:\n${left.join('\n')}`);
+        const left = await settledLeftovers(backend, made);
+        if (left.length) throw new Error(`left behind:\n${left.join('\n')}`);
       },
     );
   }

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
+import { agentEnv, manualNetworks, settledLeftovers } from './agent-env.ts';
 import type { E2eBackend, MadeIds, Subnet } from './backends.ts';
 import { makeCa, makeCert } from './certs.ts';
 import { bootByHand, captureVm } from './hand-boot.ts';
@@ -157,25 +158,12 @@ export async function runDirectorMode(
       client?.subscribe(`hm.agent.heartbeat.${agentId}`, (data) => ok(data)),
     );
     const ip = subnet.ip(20);
-    const env = {
-      bosh: {
-        mbus: {
-          cert: { ca: ca.certificate, certificate: agentCert.certificate, private_key: agentCert.privateKey },
-        },
-        blobstores: [{ provider: 'local', options: { blobstore_path: '/var/vcap/micro_bosh/data/cache' } }],
-      },
-    };
-    const networks = {
-      default: {
-        type: 'manual',
-        ip,
-        netmask: subnet.netmask,
-        gateway: subnet.gateway,
-        dns: [],
-        default: ['dns', 'gateway'],
-        cloud_properties: networkProps,
-      },
-    };
+    const env = agentEnv({
+      ca: ca.certificate,
+      certificate: agentCert.certificate,
+      private_key: agentCert.privateKey,
+    });
+    const networks = manualNetworks(ip, subnet, networkProps);
     let createdAt = 0;
     const created = await report.step('director: create_vm with a nats:// mbus', async () => {
       createdAt = Date.now();
@@ -270,13 +258,8 @@ export async function runDirectorMode(
       await run('docker', ['-H', inputs.dockerHost, 'network', 'rm', dockerNetwork]);
     if (stemcellCid || vmCid)
       await report.check('director: nothing left behind', async () => {
-        let left: string[] = [];
-        for (let i = 0; i < 10; i++) {
-          left = await backend.leftovers(made);
-          if (left.length === 0) return;
-          await sleep(1000);
-        }
-        throw new Error(`left behind:\n${left.join('\n')}`);
+        const left = await settledLeftovers(backend, made);
+        if (left.length) throw new Error(`left behind:\n${left.join('\n')}`);
       });
   }
 }
