@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { buildStemcell } from '../test/support/stemcell.ts';
-import { Bench } from './lib/context.ts';
+import { Bench, comparisonOptions } from './lib/context.ts';
 import { CPI_BIN, CpiRunner, must, processMs } from './lib/cpi.ts';
 import { fmt, ratio, summarize, table } from './lib/stats.ts';
 
@@ -24,16 +24,7 @@ async function main(): Promise<void> {
   const bBin = arg('b') ?? CPI_BIN;
   const reps = Number(arg('reps') ?? 15);
   const only = arg('methods')?.split(',');
-  const bench = new Bench({
-    quick: true,
-    only: undefined,
-    paddingMiB: 0,
-    reps,
-    startupReps: reps,
-    stemcellReps: 1,
-    parallelReps: 1,
-    parallelN: [1],
-  });
+  const bench = new Bench(comparisonOptions(reps));
   const runners = {
     A: new CpiRunner(bench.configPath, bench.directorUuid, aBin),
     B: new CpiRunner(bench.configPath, bench.directorUuid, bBin),

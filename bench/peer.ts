@@ -23,7 +23,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildStemcell } from '../test/support/stemcell.ts';
-import { Bench } from './lib/context.ts';
+import { Bench, comparisonOptions } from './lib/context.ts';
 import { type CpiResult, CpiRunner } from './lib/cpi.ts';
 import { fmt, ratio, summarize, table } from './lib/stats.ts';
 
@@ -82,18 +82,9 @@ export async function peerMain(argv: string[]): Promise<void> {
   const reps = Number(option(argv, 'reps') ?? 10);
   const methods = option(argv, 'methods')?.split(',') ?? [...DEFAULT_METHODS];
   const apiVersion = option(argv, 'api-version');
-  const bench = new Bench({
-    quick: true,
-    only: undefined,
-    paddingMiB: 0,
-    reps,
-    startupReps: reps,
-    stemcellReps: 1,
-    parallelReps: 1,
-    parallelN: [1],
-    ...(dockerHost ? { dockerHost } : {}),
-    ...(apiVersion ? { apiVersion } : {}),
-  });
+  const bench = new Bench(
+    comparisonOptions(reps, { ...(dockerHost ? { dockerHost } : {}), ...(apiVersion ? { apiVersion } : {}) }),
+  );
   const [peerBin, ...peerArgs] = command.split(/\s+/).filter(Boolean) as [string, ...string[]];
   const oursBin = option(argv, 'ours');
   const runners = {

@@ -23,6 +23,22 @@ export interface Options {
   apiVersion?: string;
 }
 
+/** Options of a method-by-method comparison (ab.ts, peer.ts): no stemcell padding, no parallel sections. */
+export const comparisonOptions = (
+  reps: number,
+  engine: Pick<Options, 'dockerHost' | 'apiVersion'> = {},
+): Options => ({
+  quick: true,
+  only: undefined,
+  paddingMiB: 0,
+  reps,
+  startupReps: reps,
+  stemcellReps: 1,
+  parallelReps: 1,
+  parallelN: [1],
+  ...engine,
+});
+
 interface NetworkChoice {
   name: string;
   subnet: string;
