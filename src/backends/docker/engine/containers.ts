@@ -1,6 +1,9 @@
-import type { DockerClient } from './client.ts';
+import { DockerApiError, type DockerClient } from './client.ts';
 import { createTar, firstFileOf, type TarEntry } from './tar.ts';
 import type { ContainerInspect, ContainerSummary } from './types.ts';
+
+/** How long a start refused because another start is under way waits for that one. */
+const START_RACE_WAIT_MS = 10_000;
 
 /** /containers endpoints. */
 export class Containers {
@@ -19,8 +22,29 @@ export class Containers {
     return res.Id;
   }
 
-  async start(id: string): Promise<void> {
-    // 304: already running.
+  /**
+   * Starts the container; 304 (already running) is success. A start racing another one (the
+   * engine's restart policy after an engine restart, or another CPI process) can be refused by
+   * containerd with "task <id>: already exists": that start is waited for, and the container
+   * started again only if it did not come up.
+   */
+  async start(id: string, raceWaitMs = START_RACE_WAIT_MS): Promise<void> {
+    try {
+      await this.startOnce(id);
+    } catch (e) {
+      if (!(e instanceof DockerApiError && e.status === 500 && /already exists/i.test(e.apiMessage))) throw e;
+      const deadline = Date.now() + raceWaitMs;
+      for (;;) {
+        const state = (await this.inspect(id))?.State;
+        if (state?.Running) return;
+        if (Date.now() >= deadline) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await this.startOnce(id);
+    }
+  }
+
+  private async startOnce(id: string): Promise<void> {
     await this.docker.call('POST', `/containers/${id}/start`, `Starting container '${id}'`, {
       accept: [304],
     });

@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { DockerClient } from '../../src/backends/docker/engine/client.ts';
+import { Containers } from '../../src/backends/docker/engine/containers.ts';
+
+/**
+ * An engine whose first start of 'c' is refused the way containerd refuses a start racing
+ * another one; `runningAfter` inspections later the container reports running (never, if
+ * undefined), and `laterStarts` answers every later start.
+ */
+async function racingEngine(runningAfter: number | undefined, laterStarts: number) {
+  const seen: string[] = [];
+  let starts = 0;
+  let inspections = 0;
+  const socket = join(mkdtempSync(join(tmpdir(), 'fake-engine-')), 'docker.sock');
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const path = (req.url ?? '').replace(/^\/v\d+\.\d+/, '');
+      seen.push(`${req.method} ${path}`);
+      res.setHeader('content-type', 'application/json');
+      if (path === '/containers/c/start') {
+        starts++;
+        res.statusCode = starts === 1 ? 500 : laterStarts;
+        return res.end(
+          starts === 1 ? JSON.stringify({ message: `task ${'f'.repeat(64)}: already exists` }) : '',
+        );
+      }
+      if (path === '/containers/c/json') {
+        inspections++;
+        const running = runningAfter !== undefined && inspections >= runningAfter;
+        return res.end(
+          JSON.stringify({ Id: 'c', State: { Status: running ? 'running' : 'exited', Running: running } }),
+        );
+      }
+      res.statusCode = 404;
+      res.end(JSON.stringify({ message: 'not found' }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  return { socket, seen, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+describe('starting a container that another start is racing', () => {
+  const closers: Array<() => Promise<void>> = [];
+  after(async () => {
+    for (const close of closers) await close();
+  });
+
+  test('"task already exists" waits for the other start and succeeds once the container runs', async () => {
+    const engine = await racingEngine(3, 204);
+    closers.push(engine.close);
+    const client = new DockerClient(`unix://${engine.socket}`);
+    await new Containers(client).start('c');
+    client.close();
+    assert.deepEqual(engine.seen, [
+      'POST /containers/c/start',
+      'GET /containers/c/json',
+      'GET /containers/c/json',
+      'GET /containers/c/json',
+    ]);
+  });
+
+  test('when the other start never brings it up, it is started once more', async () => {
+    const engine = await racingEngine(undefined, 204);
+    closers.push(engine.close);
+    const client = new DockerClient(`unix://${engine.socket}`);
+    await new Containers(client).start('c', 250);
+    client.close();
+    assert.equal(engine.seen.filter((s) => s.endsWith('/start')).length, 2);
+  });
+
+  test("a second refusal is the caller's error, naming the container", async () => {
+    const engine = await racingEngine(undefined, 500);
+    closers.push(engine.close);
+    const client = new DockerClient(`unix://${engine.socket}`);
+    await assert.rejects(new Containers(client).start('c', 150), /Starting container 'c'.*HTTP 500/);
+    client.close();
+  });
+});
