@@ -1,17 +1,14 @@
-import http from 'node:http';
-import https from 'node:https';
 import net from 'node:net';
 import type { Readable } from 'node:stream';
-import tls from 'node:tls';
 import type { TlsMaterial } from '../config.ts';
+import { type ResponseHead, type ResponseHeaders, ResponseParser, requestHead } from './http1.ts';
 
 /** One HTTP exchange with the Engine API; the body is either collected or handed over as a stream. */
 export interface RawResponse {
   status: number;
-  headers: http.IncomingHttpHeaders;
+  headers: ResponseHeaders;
   body: Buffer;
 }
-
 export interface RequestOptions {
   method: string;
   path: string;
@@ -30,107 +27,308 @@ export class TransportError extends Error {
   }
 }
 
-/**
- * Plain HTTP has no use for a TLS server name, but Node's http.Agent works one out for every
- * request unless given one, with net.isIP on the host: in a fresh process the first of those
- * calls costs ~5 ms of regular-expression warm-up. TLS endpoints keep their computed name (SNI).
- */
-const NO_SNI = { servername: '' } as const;
+/** Connections one transport opens at most at once; further requests wait for one. */
+const MAX_SOCKETS = 8;
 
-/** Reaches one engine over a unix socket or TCP (+TLS), with keep-alive within one CPI call. */
+/** A kept-alive connection that the engine closed before answering: the request is sent again. */
+class StaleConnection extends Error {}
+
+interface Flow {
+  pause(): void;
+  resume(): void;
+}
+
+interface Handlers {
+  head(head: ResponseHead, flow: Flow): void;
+  data(chunk: Buffer): void;
+}
+
+/**
+ * Reaches one engine over a unix socket or TCP (+TLS), with keep-alive within one CPI call.
+ * HTTP/1.1 is spoken on the socket directly (see http1.ts).
+ */
 export class Transport {
-  private readonly agent: http.Agent;
-  private readonly base: http.RequestOptions;
+  private readonly unixPath: string | undefined;
+  private readonly host: string;
+  private readonly port: number;
   private readonly secure: boolean;
-  /** Connections taken over by upgrade(), closed with the transport. */
-  private readonly upgraded = new Set<net.Socket>();
+  private readonly hostHeader: string;
+  private readonly idle: net.Socket[] = [];
+  private readonly sockets = new Set<net.Socket>();
+  private readonly waiting: Array<() => void> = [];
+  private active = 0;
 
   constructor(
     readonly endpoint: string,
     private readonly tlsMaterial?: TlsMaterial,
   ) {
-    const tls = tlsMaterial;
     if (endpoint.startsWith('unix://')) {
+      this.unixPath = endpoint.slice('unix://'.length);
       this.secure = false;
-      this.agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-      this.base = { socketPath: endpoint.slice('unix://'.length), ...NO_SNI };
+      this.host = '';
+      this.port = 0;
+      this.hostHeader = 'docker';
     } else {
-      const url = new URL(endpoint.replace(/^tcp:/, tls ? 'https:' : 'http:'));
-      this.secure = url.protocol === 'https:' || tls !== undefined;
-      this.agent = this.secure
-        ? new https.Agent({ keepAlive: true, maxSockets: 8, ca: tls?.ca, cert: tls?.cert, key: tls?.key })
-        : new http.Agent({ keepAlive: true, maxSockets: 8 });
-      this.base = { host: url.hostname, port: Number(url.port), ...(this.secure ? {} : NO_SNI) };
+      const url = new URL(endpoint.replace(/^tcp:/, tlsMaterial ? 'https:' : 'http:'));
+      this.secure = url.protocol === 'https:' || tlsMaterial !== undefined;
+      this.host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+      this.port = Number(url.port || (this.secure ? 443 : 80));
+      this.hostHeader = url.host;
     }
   }
 
-  private send(
-    opts: RequestOptions,
-    onResponse: (res: http.IncomingMessage) => void,
-    fail: (e: Error) => void,
-  ) {
-    const headers: Record<string, string> = { ...(opts.headers ?? {}) };
-    if (Buffer.isBuffer(opts.body)) headers['content-length'] = String(opts.body.length);
-    const req = (this.secure ? https : http).request(
-      { ...this.base, agent: this.agent, method: opts.method, path: opts.path, headers },
-      onResponse,
-    );
-    const timeout = opts.timeoutMs ?? 0;
-    if (timeout > 0) {
-      req.setTimeout(timeout, () =>
-        req.destroy(new TransportError(this.endpoint, 'ETIMEDOUT', `no answer within ${timeout / 1000} s`)),
+  /** A new connection, once it is established (TLS: once the handshake verified the engine). */
+  private async connect(timeoutMs: number): Promise<net.Socket> {
+    let socket: net.Socket;
+    let ready: string;
+    if (this.unixPath !== undefined) {
+      socket = net.connect(this.unixPath);
+      ready = 'connect';
+    } else if (this.secure) {
+      const tls = await import('node:tls');
+      socket = tls.connect({
+        host: this.host,
+        port: this.port,
+        ca: this.tlsMaterial?.ca,
+        cert: this.tlsMaterial?.cert,
+        key: this.tlsMaterial?.key,
+        ...(net.isIP(this.host) === 0 ? { servername: this.host } : {}),
+      });
+      ready = 'secureConnect';
+    } else {
+      socket = net.connect({ host: this.host, port: this.port });
+      ready = 'connect';
+    }
+    this.sockets.add(socket);
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      const at = this.idle.indexOf(socket);
+      if (at >= 0) this.idle.splice(at, 1);
+    });
+    // Errors of an idle connection only end it; those of a request are handled by its exchange.
+    socket.on('error', () => {});
+    await new Promise<void>((resolve, reject) => {
+      const fail = (e: Error) => {
+        socket.destroy();
+        reject(e);
+      };
+      socket.setTimeout(timeoutMs || 30_000, () =>
+        fail(
+          new TransportError(
+            this.endpoint,
+            'ETIMEDOUT',
+            `could not connect within ${(timeoutMs || 30_000) / 1000} s`,
+          ),
+        ),
       );
+      socket.once('error', fail);
+      socket.once(ready, () => {
+        socket.off('error', fail);
+        socket.setTimeout(0);
+        resolve();
+      });
+    });
+    if (this.unixPath === undefined) socket.setNoDelay(true);
+    return socket;
+  }
+
+  private async acquire(timeoutMs: number): Promise<{ socket: net.Socket; reused: boolean }> {
+    while (this.active >= MAX_SOCKETS) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.active++;
+    const idle = this.idle.pop();
+    if (idle) {
+      idle.ref();
+      return { socket: idle, reused: true };
     }
-    req.on('error', (e) => fail(this.wrap(e)));
-    if (opts.body === undefined) req.end();
-    else if (Buffer.isBuffer(opts.body)) req.end(opts.body);
-    else {
-      opts.body.on('error', (e) => req.destroy(e));
-      opts.body.pipe(req);
+    try {
+      return { socket: await this.connect(timeoutMs), reused: false };
+    } catch (e) {
+      this.release(undefined, false);
+      throw e;
     }
+  }
+
+  private release(socket: net.Socket | undefined, reusable: boolean): void {
+    this.active--;
+    if (socket) {
+      if (reusable && !socket.destroyed) {
+        socket.setTimeout(0);
+        socket.unref();
+        this.idle.push(socket);
+      } else socket.destroy();
+    }
+    this.waiting.shift()?.();
+  }
+
+  /** Sends one request and feeds its response to `handlers`; resolves once the response is complete. */
+  private async send(opts: RequestOptions, handlers: Handlers): Promise<void> {
+    const repeatable = opts.body === undefined || Buffer.isBuffer(opts.body);
+    for (let attempt = 1; ; attempt++) {
+      const { socket, reused } = await this.acquire(opts.timeoutMs ?? 0).catch((e: Error) => {
+        throw this.wrap(e);
+      });
+      try {
+        await this.exchange(socket, reused, opts, handlers);
+        return;
+      } catch (e) {
+        if (e instanceof StaleConnection && repeatable && attempt === 1) continue;
+        throw this.wrap(
+          e instanceof StaleConnection
+            ? new TransportError(this.endpoint, 'ECONNRESET', 'connection reset')
+            : (e as Error),
+        );
+      }
+    }
+  }
+
+  private exchange(
+    socket: net.Socket,
+    reused: boolean,
+    opts: RequestOptions,
+    handlers: Handlers,
+  ): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let answered = false;
+      let bodySent = false;
+      let settled = false;
+      const stream = opts.body !== undefined && !Buffer.isBuffer(opts.body) ? opts.body : undefined;
+      const detach = () => {
+        socket.off('data', onData);
+        socket.off('end', onClose);
+        socket.off('close', onClose);
+        socket.off('error', onError);
+        socket.off('drain', onDrain);
+        if (stream) {
+          stream.off('data', onBodyData);
+          stream.off('end', onBodyEnd);
+          stream.off('error', onBodyError);
+        }
+      };
+      const fail = (e: Error) => {
+        if (settled) return;
+        settled = true;
+        detach();
+        this.release(socket, false);
+        if (stream && !bodySent) stream.destroy();
+        reject(!answered && reused && !(e instanceof TransportError) ? new StaleConnection(e.message) : e);
+      };
+      const parser = new ResponseParser(opts.method, {
+        head: (head) => {
+          answered = true;
+          handlers.head(head, { pause: () => socket.pause(), resume: () => socket.resume() });
+        },
+        data: (chunk) => handlers.data(chunk),
+        end: (reusable) => {
+          if (settled) return;
+          settled = true;
+          detach();
+          if (stream && !bodySent) stream.destroy();
+          this.release(socket, reusable && bodySent);
+          resolve();
+        },
+      });
+      const onData = (chunk: Buffer) => {
+        answered = true;
+        try {
+          parser.push(chunk);
+        } catch (e) {
+          fail(e as Error);
+        }
+      };
+      const onClose = () => {
+        try {
+          parser.close();
+        } catch (e) {
+          fail(e as Error);
+        }
+      };
+      const onError = (e: Error) => fail(e);
+      const onDrain = () => stream?.resume();
+      const onBodyData = (chunk: Buffer) => {
+        if (chunk.length === 0) return;
+        const ok = socket.write(
+          Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]),
+        );
+        if (!ok) stream?.pause();
+      };
+      const onBodyEnd = () => {
+        bodySent = true;
+        socket.write('0\r\n\r\n');
+      };
+      const onBodyError = (e: Error) => fail(e);
+      socket.on('data', onData);
+      socket.on('end', onClose);
+      socket.on('close', onClose);
+      socket.on('error', onError);
+      const timeout = opts.timeoutMs ?? 0;
+      if (timeout > 0)
+        socket.setTimeout(timeout, () =>
+          fail(new TransportError(this.endpoint, 'ETIMEDOUT', `no answer within ${timeout / 1000} s`)),
+        );
+      let head: string;
+      try {
+        const length = stream ? undefined : ((opts.body as Buffer | undefined)?.length ?? 0);
+        head = requestHead(opts.method, opts.path, this.hostHeader, opts.headers ?? {}, length);
+      } catch (e) {
+        fail(e as Error);
+        return;
+      }
+      if (!stream) {
+        bodySent = true;
+        socket.write(opts.body ? Buffer.concat([Buffer.from(head, 'latin1'), opts.body as Buffer]) : head);
+        return;
+      }
+      socket.write(head);
+      socket.on('drain', onDrain);
+      stream.on('data', onBodyData);
+      stream.on('end', onBodyEnd);
+      stream.on('error', onBodyError);
+    });
   }
 
   request(opts: RequestOptions): Promise<RawResponse> {
-    return new Promise((resolve, reject) => {
-      this.send(
-        opts,
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () =>
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
-          );
-          res.on('error', (e) => reject(this.wrap(e)));
-        },
-        reject,
-      );
-    });
+    let head: ResponseHead = { status: 0, headers: {} };
+    const chunks: Buffer[] = [];
+    return this.send(opts, { head: (h) => (head = h), data: (c) => chunks.push(c) }).then(() => ({
+      status: head.status,
+      headers: head.headers,
+      body: Buffer.concat(chunks),
+    }));
   }
 
   /** Like request, but hands each body chunk to `onData` as it arrives (progress, exec output). */
-  stream(opts: RequestOptions, onData: (chunk: Buffer) => void): Promise<{ status: number; body: Buffer }> {
-    return new Promise((resolve, reject) => {
-      this.send(
-        opts,
-        (res) => {
-          const status = res.statusCode ?? 0;
-          const errorChunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => (status >= 400 ? errorChunks.push(c) : onData(c)));
-          res.on('end', () => resolve({ status, body: Buffer.concat(errorChunks) }));
-          res.on('error', (e) => reject(this.wrap(e)));
-        },
-        reject,
-      );
+  async stream(
+    opts: RequestOptions,
+    onData: (chunk: Buffer) => void,
+  ): Promise<{ status: number; body: Buffer }> {
+    let status = 0;
+    const errorChunks: Buffer[] = [];
+    await this.send(opts, {
+      head: (h) => (status = h.status),
+      data: (c) => (status >= 400 ? errorChunks.push(c) : onData(c)),
     });
+    return { status, body: Buffer.concat(errorChunks) };
   }
 
   /** Hands the response body over as a stream, with backpressure (image export into another engine). */
-  open(opts: RequestOptions): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Readable }> {
+  async open(opts: RequestOptions): Promise<{ status: number; headers: ResponseHeaders; body: Readable }> {
+    const { Readable } = await import('node:stream');
     return new Promise((resolve, reject) => {
-      this.send(
-        opts,
-        (res) => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res }),
-        reject,
+      let flow: Flow | undefined;
+      const body = new Readable({ read: () => flow?.resume() });
+      let opened = false;
+      this.send(opts, {
+        head: (head, f) => {
+          flow = f;
+          opened = true;
+          resolve({ status: head.status, headers: head.headers, body });
+        },
+        data: (chunk) => {
+          if (!body.push(chunk)) flow?.pause();
+        },
+      }).then(
+        () => body.push(null),
+        (e: Error) => (opened ? body.destroy(e) : reject(e)),
       );
     });
   }
@@ -141,66 +339,65 @@ export class Transport {
    * headers. Written by hand on a plain socket: the HTTP clients' upgrade handling differs
    * between runtimes. Any other answer is a status and body for the caller to report.
    */
-  upgrade(
+  async upgrade(
     path: string,
     timeoutMs = 30_000,
   ): Promise<{ status: 101; socket: net.Socket; head: Buffer } | { status: number; body: Buffer }> {
+    const socket = await this.connect(timeoutMs).catch((e: Error) => {
+      throw this.wrap(e);
+    });
     return new Promise((resolve, reject) => {
-      const base = this.base as { socketPath?: string; host?: string; port?: number };
-      const socket = base.socketPath
-        ? net.connect(base.socketPath)
-        : this.secure
-          ? tls.connect({
-              host: base.host,
-              port: base.port,
-              ca: this.tlsMaterial?.ca,
-              cert: this.tlsMaterial?.cert,
-              key: this.tlsMaterial?.key,
-              ...(base.host && net.isIP(base.host) === 0 ? { servername: base.host } : {}),
-            })
-          : net.connect({ host: base.host as string, port: base.port as number });
-      const ready = this.secure && !base.socketPath ? 'secureConnect' : 'connect';
-      let received = Buffer.alloc(0);
-      const fail = (e: Error) => {
+      let status = 0;
+      const chunks: Buffer[] = [];
+      const detach = () => {
+        socket.off('data', onData);
+        socket.off('end', onClose);
+        socket.off('close', onClose);
+        socket.off('error', failWrapped);
+        socket.setTimeout(0);
+      };
+      const failWrapped = (e: Error) => {
+        detach();
         socket.destroy();
         reject(this.wrap(e));
       };
-      socket.setTimeout(timeoutMs, () =>
-        fail(new TransportError(this.endpoint, 'ETIMEDOUT', `no answer within ${timeoutMs / 1000} s`)),
-      );
-      socket.once('error', fail);
-      socket.once(ready, () => {
-        socket.write(
-          `POST ${path} HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n`,
-        );
+      const parser = new ResponseParser('POST', {
+        head: (head) => (status = head.status),
+        data: (chunk) => chunks.push(chunk),
+        end: () => {
+          detach();
+          if (status === 101) {
+            resolve({ status: 101, socket, head: parser.rest() });
+            return;
+          }
+          socket.destroy();
+          resolve({ status, body: Buffer.concat(chunks) });
+        },
       });
       const onData = (chunk: Buffer) => {
-        received = Buffer.concat([received, chunk]);
-        const end = received.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const head = received.subarray(0, end).toString('latin1');
-        const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0);
-        const rest = received.subarray(end + 4);
-        if (status === 101) {
-          socket.off('data', onData);
-          socket.off('error', fail);
-          socket.setTimeout(0);
-          this.upgraded.add(socket);
-          socket.once('close', () => this.upgraded.delete(socket));
-          resolve({ status: 101, socket, head: rest });
-          return;
+        try {
+          parser.push(chunk);
+        } catch (e) {
+          failWrapped(e as Error);
         }
-        // An error answer: its body (JSON message) is complete when the engine closes or at its length.
-        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? Number.NaN);
-        if (Number.isFinite(length) && rest.length < length) return;
-        socket.off('data', onData);
-        socket.destroy();
-        resolve({ status, body: Number.isFinite(length) ? rest.subarray(0, length) : rest });
       };
+      const onClose = () => {
+        try {
+          parser.close();
+        } catch {
+          failWrapped(new TransportError(this.endpoint, 'EPIPE', 'connection closed'));
+        }
+      };
+      socket.setTimeout(timeoutMs, () =>
+        failWrapped(new TransportError(this.endpoint, 'ETIMEDOUT', `no answer within ${timeoutMs / 1000} s`)),
+      );
       socket.on('data', onData);
-      socket.once('end', () => {
-        if (!socket.destroyed) fail(new TransportError(this.endpoint, 'EPIPE', 'connection closed'));
-      });
+      socket.on('end', onClose);
+      socket.on('close', onClose);
+      socket.on('error', failWrapped);
+      socket.write(
+        `POST ${path} HTTP/1.1\r\nHost: ${this.hostHeader}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n`,
+      );
     });
   }
 
@@ -220,7 +417,6 @@ export class Transport {
   }
 
   close(): void {
-    this.agent.destroy();
-    for (const socket of this.upgraded) socket.destroy();
+    for (const socket of this.sockets) socket.destroy();
   }
 }
