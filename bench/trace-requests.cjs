@@ -1,9 +1,8 @@
 // Profiling aid, preloaded into CPI processes by `npm run bench -- --profile` through
-// NODE_OPTIONS=--require: records when each Engine API request starts, gets its headers and
-// ends (ms since the process started), and when the process exits. It appends one JSON line
+// NODE_OPTIONS=--require: records when each Engine API request starts, gets its first answer
+// bytes and its last (ms since the process started), and when the process exits. It appends one JSON line
 // per process to $BENCH_TRACE_FILE. Nothing in src/ knows about it.
-const http = require('node:http');
-const https = require('node:https');
+const net = require('node:net');
 const { appendFileSync } = require('node:fs');
 const { performance } = require('node:perf_hooks');
 
@@ -11,29 +10,40 @@ const file = process.env.BENCH_TRACE_FILE;
 const requests = [];
 const marks = { preload: performance.now() };
 
-function wrap(mod) {
-  const original = mod.request;
-  mod.request = function tracedRequest(...args) {
-    const opts = typeof args[0] === 'object' && !(args[0] instanceof URL) ? args[0] : {};
-    const entry = {
-      method: opts.method ?? 'GET',
-      path: String(opts.path ?? '').replace(/^\/v1\.\d+/, ''),
-      start: performance.now(),
-    };
+// The CPI speaks HTTP/1.1 on its sockets itself (src/backends/docker/engine/http1.ts): a write that
+// starts with a request line opens an entry; the socket's first answer bytes give its status and
+// header time, its last bytes before the next request (or the exit) its end.
+const REQUEST_LINE = /^(GET|POST|PUT|DELETE|HEAD) (\S+) HTTP\/1\.1\r\n/;
+const originalWrite = net.Socket.prototype.write;
+net.Socket.prototype.write = function tracedWrite(chunk, ...rest) {
+  const text =
+    typeof chunk === 'string'
+      ? chunk.slice(0, 2048)
+      : Buffer.isBuffer(chunk)
+        ? chunk.subarray(0, 2048).toString('latin1')
+        : '';
+  const line = REQUEST_LINE.exec(text);
+  if (line) {
+    const entry = { method: line[1], path: line[2].replace(/^\/v1\.\d+/, ''), start: performance.now() };
     requests.push(entry);
-    const req = original.apply(this, args);
-    req.on('response', (res) => {
-      entry.status = res.statusCode;
-      entry.headers = performance.now();
-      res.on('end', () => {
-        entry.end = performance.now();
+    this.__traceEntry = entry;
+    if (!this.__traced) {
+      this.__traced = true;
+      this.on('data', (data) => {
+        const current = this.__traceEntry;
+        if (!current) return;
+        if (current.headers === undefined) {
+          current.headers = performance.now();
+          current.status = Number(
+            /^HTTP\/1\.[01] (\d{3})/.exec(data.subarray(0, 16).toString('latin1'))?.[1] ?? 0,
+          );
+        }
+        current.end = performance.now();
       });
-    });
-    return req;
-  };
-}
-wrap(http);
-wrap(https);
+    }
+  }
+  return originalWrite.call(this, chunk, ...rest);
+};
 
 process.stdin.once('end', () => {
   marks.stdinEnd = performance.now();

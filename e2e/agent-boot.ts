@@ -56,9 +56,15 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MIB = 1048576;
 const ALLOCATE = (bytes: number) => `head -c ${bytes} /dev/zero | tail > /dev/null; echo "exit=$?"`;
 
-/** POST {"method":"ping"} to the agent's HTTPS mbus; true on "pong". */
-function ping(host: string, port: number, ca: string): Promise<boolean> {
-  const body = JSON.stringify({ method: 'ping', arguments: [], reply_to: 'e2e' });
+/** POST {"method": <method>} to the agent's HTTPS mbus; its `value`, or undefined without an answer. */
+function agentValue(
+  host: string,
+  port: number,
+  ca: string,
+  method: string,
+  args: unknown[] = [],
+): Promise<unknown> {
+  const body = JSON.stringify({ method, arguments: args, reply_to: 'e2e' });
   return new Promise((ok) => {
     const req = request(
       {
@@ -77,14 +83,23 @@ function ping(host: string, port: number, ca: string): Promise<boolean> {
         res.on('data', (d) => {
           text += d;
         });
-        res.on('end', () => ok(res.statusCode === 200 && /"pong"/.test(text)));
+        res.on('end', () => {
+          try {
+            ok(res.statusCode === 200 ? (JSON.parse(text) as { value?: unknown }).value : undefined);
+          } catch {
+            ok(undefined);
+          }
+        });
       },
     );
     req.on('timeout', () => req.destroy());
-    req.on('error', () => ok(false));
+    req.on('error', () => ok(undefined));
     req.end(body);
   });
 }
+
+const ping = async (host: string, port: number, ca: string) =>
+  (await agentValue(host, port, ca, 'ping')) === 'pong';
 
 /** stemcell.MF's cloud_properties (flat `key: value` lines, as the stemcell builders write them). */
 function stemcellCloudProperties(manifest: string): Record<string, string> {
@@ -214,6 +229,43 @@ async function main(): Promise<number> {
           `${name} run ${run}: agent ping ${(bootToPing / 1000).toFixed(1)} s after create_vm began (create_vm ${(created / 1000).toFixed(1)} s)`,
         );
         if (!pong) console.log(exec(c, 'tail -20 /var/vcap/bosh/log/current').out);
+        if (pong) {
+          // The settings name no address for the dynamic network: the agent fills in its default
+          // route's when it applies a spec (what the Director sends after create_vm).
+          const spec = {
+            deployment: 'e2e',
+            name: 'boot',
+            index: 0,
+            id: 'boot-0',
+            job: { name: 'boot', templates: [] },
+            packages: {},
+            networks: { default: { type: 'dynamic', default: ['dns', 'gateway'] } },
+            configuration_hash: 'e2e',
+          };
+          let task = (await agentValue(agentHost, port, cert.ca, 'apply', [spec])) as
+            | { agent_task_id?: string }
+            | undefined;
+          for (let i = 0; i < 60 && task?.agent_task_id; i++) {
+            await sleep(500);
+            const next = await agentValue(agentHost, port, cert.ca, 'get_task', [task.agent_task_id]);
+            task =
+              (next as { agent_task_id?: string; state?: string })?.state === 'running' ? task : undefined;
+          }
+          const state = (await agentValue(agentHost, port, cert.ca, 'get_state')) as
+            | { networks?: Record<string, { ip?: string }> }
+            | undefined;
+          const engineIp = docker(
+            'inspect',
+            c,
+            '--format',
+            '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}',
+          );
+          const agentIp = state?.networks?.default?.ip;
+          check(
+            agentIp === engineIp,
+            `${name} run ${run}: the agent reports the dynamic network's address the engine gave (${agentIp} = ${engineIp})`,
+          );
+        }
         if (run === 1) {
           check(exec(c, ALLOCATE(256 * MIB)).out === 'exit=0', `${name}: 256 MiB fit in the 1024 MiB VM`);
           check(

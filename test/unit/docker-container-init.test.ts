@@ -4,26 +4,12 @@ import { describe, test } from 'node:test';
 import {
   cgroupDelegationScript,
   chooseInit,
-  engineCgroups,
   initContainerConfig,
   STEMCELL_INIT_LABEL,
   securityOptions,
 } from '../../src/backends/docker/container-init.ts';
 
 describe('docker VM containers: cgroups and init', () => {
-  test("the host's cgroup version and driver come from the engine's /info", () => {
-    assert.deepEqual(engineCgroups({ CgroupVersion: '2', CgroupDriver: 'systemd' }), {
-      version: 2,
-      driver: 'systemd',
-    });
-    assert.deepEqual(engineCgroups({ CgroupVersion: '1', CgroupDriver: 'cgroupfs' }), {
-      version: 1,
-      driver: 'cgroupfs',
-    });
-    // Engines that predate the field ran on cgroup v1 only.
-    assert.deepEqual(engineCgroups({}), { version: 1, driver: 'cgroupfs' });
-  });
-
   test('systemd when the config says so, or when the stemcell image is labelled systemd; else runit', () => {
     const off = { start_containers_with_systemd: false };
     const on = { start_containers_with_systemd: true };
@@ -83,16 +69,14 @@ describe('docker VM containers: cgroups and init', () => {
     assert.doesNotMatch(systemd, /cgroup\.procs|subtree_control/);
   });
 
-  test('AppArmor hosts get apparmor=unconfined unless the operator chose a profile or the VM is privileged', () => {
-    const apparmor = { SecurityOptions: ['name=apparmor', 'name=seccomp,profile=default'] };
-    const plain = { SecurityOptions: ['name=seccomp,profile=default'] };
-    assert.deepEqual(securityOptions([], plain, false), []);
-    assert.deepEqual(securityOptions(['no-new-privileges'], apparmor, false), [
+  test('apparmor=unconfined unless the operator chose a profile or the VM is privileged', () => {
+    assert.deepEqual(securityOptions([], false), ['apparmor=unconfined']);
+    assert.deepEqual(securityOptions(['no-new-privileges'], false), [
       'no-new-privileges',
       'apparmor=unconfined',
     ]);
-    assert.deepEqual(securityOptions(['apparmor=my-profile'], apparmor, false), ['apparmor=my-profile']);
-    assert.deepEqual(securityOptions([], apparmor, true), []);
-    assert.deepEqual(securityOptions([], {}, false), []);
+    assert.deepEqual(securityOptions(['apparmor=my-profile'], false), ['apparmor=my-profile']);
+    assert.deepEqual(securityOptions(['apparmor:my-profile'], false), ['apparmor:my-profile']);
+    assert.deepEqual(securityOptions([], true), []);
   });
 });

@@ -5,7 +5,6 @@ import type { DockerClient } from './engine/client.ts';
 import { Containers } from './engine/containers.ts';
 import { Images } from './engine/images.ts';
 import { DockerNetworks } from './engine/networks.ts';
-import { System } from './engine/system.ts';
 import { Volumes } from './engine/volumes.ts';
 import { HostHelper } from './helper.ts';
 
@@ -15,7 +14,6 @@ export class DockerContext {
   readonly images: Images;
   readonly networks: DockerNetworks;
   readonly volumes: Volumes;
-  readonly system: System;
   readonly host: HostHelper;
 
   constructor(
@@ -29,7 +27,6 @@ export class DockerContext {
     this.images = new Images(docker);
     this.networks = new DockerNetworks(docker);
     this.volumes = new Volumes(docker);
-    this.system = new System(docker);
     this.host = new HostHelper(docker, props.data_dir, props.helper_image, logger);
   }
 }

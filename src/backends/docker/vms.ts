@@ -3,10 +3,10 @@ import { parseVmSizing, type VmSizing } from '../../cpi/cloud-properties.ts';
 import type { CreatedVm, CreateVmInput, Metadata, Networks, VmCid } from '../../cpi/types.ts';
 import { CpiFailure, cloudError, vmCreationFailed, vmNotFound } from '../../rpc/errors.ts';
 import { parseIpv4 } from '../../util/ipv4.ts';
-import { chooseInit, engineCgroups, initContainerConfig, securityOptions } from './container-init.ts';
+import { chooseInit, initContainerConfig, securityOptions } from './container-init.ts';
 import type { DockerContext } from './context.ts';
 import { DockerApiError } from './engine/client.ts';
-import type { ContainerSummary } from './engine/types.ts';
+import type { ContainerInspect, ContainerSummary } from './engine/types.ts';
 import { isId, newId, parseId, stemcellImageRef } from './ids.ts';
 import { LABELS } from './labels.ts';
 import {
@@ -98,12 +98,14 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
         })
       : undefined;
   volume?.catch(() => {}); // awaited below
+  // The agent's NATS firewall needs a net_cls hierarchy the VM can mount on cgroup v1 hosts
+  // (container-init.ts); the host operation does nothing on cgroup v2. Meanwhile the container is made.
+  const netCls = ctx.agent.mbus.startsWith('nats://') ? ctx.host.run('net-cls-hierarchy', []) : undefined;
+  netCls?.catch(() => {}); // awaited before the start
   let init: ReturnType<typeof chooseInit>['init'];
   let reason: string;
-  let engineInfo: Awaited<ReturnType<typeof ctx.system.info>>;
   try {
-    let stemcellImage: Awaited<ReturnType<typeof ctx.images.inspect>>;
-    [stemcellImage, engineInfo] = await Promise.all([ctx.images.inspect(image), ctx.system.info()]);
+    const stemcellImage = await ctx.images.inspect(image);
     if (!stemcellImage)
       throw vmCreationFailed(
         `Stemcell '${input.stemcellCid}' not found on Docker host ${ctx.docker.endpoint}`,
@@ -114,10 +116,7 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
     if (volume) await volume.then(() => ctx.volumes.remove(ephemeralVolume(vmCid))).catch(() => {});
     throw e;
   }
-  const cgroups = engineCgroups(engineInfo);
-  ctx.logger.info(
-    `VM ${vmCid}: init ${init} (${reason}); host cgroup v${cgroups.version}, ${cgroups.driver} driver`,
-  );
+  ctx.logger.info(`VM ${vmCid}: init ${init} (${reason})`);
   const initConfig = initContainerConfig(init);
 
   const created: { container?: string; volume?: boolean; hostStorage?: boolean } = {};
@@ -181,7 +180,7 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
             ],
             Privileged: privileged,
             CapAdd: privileged ? [] : capabilitiesFor([...ctx.props.cap_add, ...extraCaps], hostNetwork),
-            SecurityOpt: securityOptions(ctx.props.security_opt, engineInfo, privileged),
+            SecurityOpt: securityOptions(ctx.props.security_opt, privileged),
             RestartPolicy: { Name: 'unless-stopped' },
             PortBindings: ports.bindings,
             ...(dns.length && !hostNetwork ? { Dns: dns } : {}),
@@ -217,26 +216,22 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
         preconfiguredNetworks: true,
       });
     // Settings go in before the container's init starts, so the agent finds them on its first try.
+    // A dynamic network's address is the engine's choice at start: its entry carries none, and
+    // the agent takes the address of its default route, as with DHCP on other IaaSes.
     await writeSettings(ctx.containers, container, vmCid, settingsFor(input.networks));
-    if (cgroups.version === 1 && ctx.agent.mbus.startsWith('nats://')) {
-      // The agent's NATS firewall needs a net_cls hierarchy the VM can mount (container-init.ts).
-      const res = await ctx.host.run('net-cls-hierarchy', []);
-      if (res.outcome !== 'done')
-        ctx.logger.warn(
-          `No net_cls hierarchy for VM ${vmCid}; its agent's NATS firewall will fail: ${res.stderr}`,
-        );
-    }
+    const netClsResult = await netCls;
+    if (netClsResult && netClsResult.outcome !== 'done')
+      ctx.logger.warn(
+        `No net_cls hierarchy for VM ${vmCid}; its agent's NATS firewall will fail: ${netClsResult.stderr}`,
+      );
     await startContainer(ctx, container);
-    // Before the settings write below: an archive request while the root is still shared can leave
+    const started = await ctx.containers.inspect(container);
+    // Before any later settings write: an archive request while the root is still shared can leave
     // its binds in the VM.
-    await isolateVmRoot(ctx, container, vmCid);
-
-    let networks = input.networks;
-    if (Object.values(input.networks).some((n) => n.type === 'dynamic')) {
-      const inspected = await ctx.containers.inspect(container);
-      networks = reportNetworks(input.networks, plan, inspected?.NetworkSettings.Networks ?? {});
-      await writeSettings(ctx.containers, container, vmCid, settingsFor(networks));
-    }
+    await isolateStartedRoot(ctx, started, vmCid);
+    const networks = Object.values(input.networks).some((n) => n.type === 'dynamic')
+      ? reportNetworks(input.networks, plan, started?.NetworkSettings.Networks ?? {})
+      : input.networks;
     await applyDefaultRoute(ctx, container, networks);
     ctx.logger.info(
       `Created VM ${vmCid} (container ${container.slice(0, 12)}) from stemcell ${input.stemcellCid}`,
@@ -260,7 +255,14 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
  * the container; attach and detach repeat it for restarts the CPI did not make (engine restarts).
  */
 export async function isolateVmRoot(ctx: DockerContext, containerId: string, vmCid: string): Promise<void> {
-  const inspected = await ctx.containers.inspect(containerId);
+  await isolateStartedRoot(ctx, await ctx.containers.inspect(containerId), vmCid);
+}
+
+async function isolateStartedRoot(
+  ctx: DockerContext,
+  inspected: ContainerInspect | undefined,
+  vmCid: string,
+): Promise<void> {
   if (!inspected?.State.Running) return;
   const res = await ctx.host.run('isolate-vm-root', [inspected.State.Pid]);
   if (res.exitCode !== 0 || res.stderr)

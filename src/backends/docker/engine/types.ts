@@ -49,12 +49,3 @@ export interface ExecResult {
   stdout: string;
   stderr: string;
 }
-
-/** The parts of `GET /info` the CPI reads. */
-export interface EngineInfo {
-  /** "1" or "2" (API 1.41+). */
-  CgroupVersion?: string;
-  /** "cgroupfs" or "systemd". */
-  CgroupDriver?: string;
-  SecurityOptions?: string[] | null;
-}
