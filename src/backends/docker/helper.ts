@@ -135,6 +135,8 @@ export class HostHelper {
   ) {}
 
   private connection: Promise<HelperConnection> | undefined;
+  /** One ensure() at a time in this process: concurrent operations that found no helper share it. */
+  private ensuring: Promise<void> | undefined;
   private scriptInstalled = false;
 
   async run<Op extends HostOperationName>(operation: Op, args: HostArgs<Op>): Promise<HostResult<Op>> {
@@ -174,9 +176,21 @@ export class HostHelper {
       const beingRemoved = /removal in progress/i.test(e.apiMessage);
       if (!beingRemoved && e.status !== 404 && e.status !== 409) throw e;
       this.connection = undefined;
-      await this.ensure();
+      this.ensuring ??= this.ensure().finally(() => {
+        this.ensuring = undefined;
+      });
+      await this.ensuring;
       return step();
     }
+  }
+
+  /**
+   * Opens this process's attachment to the helper ahead of its first operation, while the caller
+   * waits on the engine for something else. A failure is met again, and handled, by that operation.
+   */
+  prepare(): void {
+    this.connection ??= HelperConnection.open(this.docker, HELPER_CONTAINER);
+    this.connection.catch(() => {});
   }
 
   /** One request to the helper service over this process's attachment (opened on first use). */
@@ -277,6 +291,16 @@ export class HostHelper {
         if (!(e instanceof DockerApiError && e.status === 409)) throw e;
       }
     }
-    await containers.start(HELPER_CONTAINER);
+    // Another process's create may hold the name (409 above) a moment before the engine knows the
+    // container by it (404 here).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await containers.start(HELPER_CONTAINER);
+        return;
+      } catch (e) {
+        if (!(e instanceof DockerApiError && e.status === 404) || attempt >= 50) throw e;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
   }
 }

@@ -77,6 +77,7 @@ export async function createVm(ctx: DockerContext, input: CreateVmInput): Promis
 }
 
 async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<CreatedVm> {
+  ctx.host.prepare();
   const vmCid = newId('vm');
   const image = stemcellImageRef(input.stemcellCid);
   const props = input.cloudProperties;
@@ -320,6 +321,7 @@ async function cleanupFailedVm(
  */
 export async function deleteVm(ctx: DockerContext, vmCid: VmCid): Promise<void> {
   if (!isId('vm', vmCid)) throw vmNotFound(vmCid);
+  ctx.host.prepare();
   const vm = await findVm(ctx, vmCid);
   if (vm) {
     // systemd halts on the stop signal (SIGRTMIN+3), within the engine's stop timeout.
@@ -327,17 +329,20 @@ export async function deleteVm(ctx: DockerContext, vmCid: VmCid): Promise<void> 
     await ctx.containers.remove(vm.Id, { force: true });
     ctx.logger.info(`Removed container ${vm.Id.slice(0, 12)} of VM ${vmCid}`);
   }
-  const storage = await ctx.host.run('delete-vm-storage', [vmCid]);
+  // Networks and images are swept on every call, also on a retry whose container is already gone,
+  // while the host releases the VM's storage.
+  const sweep = Promise.all([
+    removeUnusedNetworks(ctx),
+    vm ? removeUnusedStemcellImage(ctx, vm.ImageID) : removeUnusedStemcellImages(ctx),
+  ]);
+  sweep.catch(() => {}); // awaited below
+  const storage = await ctx.host.run('delete-vm-storage', [vmCid]).catch(async (e: unknown) => {
+    await sweep.catch(() => {});
+    throw e;
+  });
   if (storage.outcome === 'done') await ctx.volumes.remove(ephemeralVolume(vmCid));
-  // Networks and images are swept on every call, also on a retry whose container is already gone.
-  const sweep = async () => {
-    await Promise.all([
-      removeUnusedNetworks(ctx),
-      vm ? removeUnusedStemcellImage(ctx, vm.ImageID) : removeUnusedStemcellImages(ctx),
-    ]);
-  };
   if (storage.outcome !== 'done') {
-    await sweep().catch((e) =>
+    await sweep.catch((e) =>
       ctx.logger.warn(`Sweeping unused networks and images failed: ${e instanceof Error ? e.message : e}`),
     );
     throw cloudError(
@@ -345,7 +350,7 @@ export async function deleteVm(ctx: DockerContext, vmCid: VmCid): Promise<void> 
       true,
     );
   }
-  await sweep();
+  await sweep;
   if (!vm) throw vmNotFound(vmCid);
 }
 
