@@ -5,7 +5,7 @@
 //      serves it offline afterwards), checks its size, sha256 and integrity and puts it in release/blobs/;
 //   3. writes release/config/blobs.yml for that one blob;
 //   4. runs `bosh create-release --force --tarball ...` if `bosh` is found.
-// BOSH compiles packages offline: bosh-ts-cpi-bun unpacks the Bun binary, and bosh-ts-cpi compiles
+// BOSH compiles the one package offline: bosh-ts-cpi unpacks the Bun binary from the blob and compiles
 // the bundle with it into one executable (`bun build --compile --bytecode`), as `npm run build` does.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -33,7 +33,7 @@ export const CACHE_DIR = join(REPO, '.cache', 'release');
 /**
  * The Bun runtime the release compiles the CPI with: the registry's package of the official Linux
  * x64 build, at the version of the `bun` devDependency that `npm run build` (and so every test) uses.
- * Bump all fields together (and the file name in packages/bosh-ts-cpi-bun/{spec,packaging}); the
+ * Bump all fields together (and the file name in packages/bosh-ts-cpi/{spec,packaging}); the
  * tests check that they agree.
  */
 export const RUNTIME_PIN = {
@@ -45,12 +45,11 @@ export const RUNTIME_PIN = {
     'sha512-IWX9BELoGHAUtMonkeSaNaZwXzRk+oDw6Mk+HBFXd3KHYIBNBsIGRupMZPcgNoDbJpLu6gAJjIoIVPZtt1aJ1g==',
 } as const;
 
-export const RUNTIME_PACKAGE = 'bosh-ts-cpi-bun';
 export const CPI_PACKAGE = 'bosh-ts-cpi';
 /** The file name `npm pack` gives the pinned package (scope folded into the name). */
 export const RUNTIME_TARBALL = `${RUNTIME_PIN.name.replace(/^@/, '').replace('/', '-')}-${RUNTIME_PIN.version}.tgz`;
-/** The blob's path under release/blobs/, as packages/bosh-ts-cpi-bun/spec names it. */
-export const RUNTIME_BLOB = `${RUNTIME_PACKAGE}/${RUNTIME_TARBALL}`;
+/** The blob's path under release/blobs/, as packages/bosh-ts-cpi/spec names it. */
+export const RUNTIME_BLOB = `bun/${RUNTIME_TARBALL}`;
 /** Files scripts/release.ts copies into release/src/ (not committed: built from src/). */
 export const BUILT_SOURCES = [`${CPI_PACKAGE}/cpi.cjs`];
 

@@ -7,11 +7,11 @@ import { after, before, describe, test } from 'node:test';
 import {
   BUILT_SOURCES,
   blobsYml,
+  CPI_PACKAGE,
   devBunVersion,
   layOutRelease,
   RELEASE_DIR,
   RUNTIME_BLOB,
-  RUNTIME_PACKAGE,
   RUNTIME_PIN,
   sha256File,
   verifyRuntimeTarball,
@@ -115,12 +115,10 @@ describe('release layout', () => {
     const blob = join(RELEASE_DIR, 'blobs', RUNTIME_BLOB);
     assert.equal(blobs[RUNTIME_BLOB]?.sha, `sha256:${sha256File(blob)}`);
     assert.equal(blobs[RUNTIME_BLOB]?.size, RUNTIME_PIN.size);
-    assert.ok(packageSpec(RUNTIME_PACKAGE).files.includes(RUNTIME_BLOB));
+    assert.ok(packageSpec(CPI_PACKAGE).files.includes(RUNTIME_BLOB));
     assert.ok(
-      readFileSync(join(RELEASE_DIR, 'packages', RUNTIME_PACKAGE, 'packaging'), 'utf8').includes(
-        RUNTIME_BLOB,
-      ),
-      `packages/${RUNTIME_PACKAGE}/packaging unpacks ${RUNTIME_BLOB}`,
+      readFileSync(join(RELEASE_DIR, 'packages', CPI_PACKAGE, 'packaging'), 'utf8').includes(RUNTIME_BLOB),
+      `packages/${CPI_PACKAGE}/packaging unpacks ${RUNTIME_BLOB}`,
     );
   });
 
@@ -273,11 +271,13 @@ describe('installed the way BOSH installs it', () => {
     ...extra,
   });
 
-  test('packages compile offline into bin/bun and the CPI executable bin/cpi', () => {
-    assert.deepEqual(filesUnder(join(packagesDir, RUNTIME_PACKAGE)), ['bin/bun']);
-    assert.deepEqual(filesUnder(join(packagesDir, 'bosh-ts-cpi')), ['bin/cpi']);
-    const version = execFileSync(join(packagesDir, RUNTIME_PACKAGE, 'bin', 'bun'), ['--version'], {
+  test('the one package compiles offline into the CPI executable bin/cpi, keeping no Bun toolchain', () => {
+    assert.deepEqual(packageNames(), [CPI_PACKAGE]);
+    assert.deepEqual(filesUnder(join(packagesDir, CPI_PACKAGE)), ['bin/cpi']);
+    // The executable carries the pinned runtime: Bun's own version, asked through its environment switch.
+    const version = execFileSync(join(packagesDir, CPI_PACKAGE, 'bin', 'cpi'), ['--version'], {
       encoding: 'utf8',
+      env: { PATH: DIRECTOR_PATH, BUN_BE_BUN: '1' },
     });
     assert.equal(version.trim(), RUNTIME_PIN.version);
   });
