@@ -195,8 +195,17 @@ describe('Docker backend: VMs', () => {
       inVm(c, 'test -e /var/vcap/bosh/cpi-metadata.json && echo present || echo absent'),
       'absent',
     );
-    // The renamed container is still found by its CID.
+    // The renamed container is still found by its CID, and renamed again by later metadata.
     assert.equal(await fx.cpi.call('has_vm', [vm]), true);
+    await fx.cpi.call('set_vm_metadata', [vm, { deployment: 'dep', instance_group: 'api', index: '0' }]);
+    assert.equal(docker('inspect', c, '--format', '{{.Name}}'), `/dep_api_0_${vm}`);
+    await fx.cpi.call('set_vm_metadata', [vm, { deployment: 'dep', instance_group: 'api', index: '0' }]);
+    assert.equal(docker('inspect', c, '--format', '{{.Name}}'), `/dep_api_0_${vm}`);
+    const missing = await fx.cpi.run('set_vm_metadata', [
+      'vm-00000000-0000-4000-8000-000000000000',
+      { deployment: 'dep' },
+    ]);
+    assert.equal(missing.response.error?.type, 'Bosh::Clouds::VMNotFound');
 
     const startedBefore = docker('inspect', c, '--format', '{{.State.StartedAt}}');
     await fx.cpi.call('reboot_vm', [vm]);

@@ -459,12 +459,12 @@ export async function mountDisksForVm(
 const sanitize = (s: string) => s.replace(/[^a-zA-Z0-9_.-]+/g, '-').replace(/^[^a-zA-Z0-9]+/, '');
 
 /**
- * Operators see the metadata in `docker ps`: the container's name. One engine request; writing
- * the metadata into the VM as well would cost an archive request (~50-100 ms) for nothing the
- * agent or the Director reads.
+ * Operators see the metadata in `docker ps`: the container's name. Writing the metadata into the
+ * VM as well would cost an archive request (~50-100 ms) for nothing the agent or the Director reads.
+ * A VM keeps its CID as its name until its first set_vm_metadata (the usual, and only, call after
+ * create_vm): then one rename by that name does it; later calls find the container by its label.
  */
 export async function setVmMetadata(ctx: DockerContext, vmCid: VmCid, metadata: Metadata): Promise<void> {
-  const vm = await requireVm(ctx, vmCid);
   const group =
     metadata.instance_group ?? metadata.job ?? (metadata.name ? metadata.name.split('/')[0] : undefined);
   const parts = [metadata.deployment, group, metadata.index].filter((p): p is string => !!p).map(sanitize);
@@ -472,7 +472,9 @@ export async function setVmMetadata(ctx: DockerContext, vmCid: VmCid, metadata: 
     .join('_')
     .slice(-200)
     .replace(/^[^a-zA-Z0-9]+/, '');
-  if (vm.Names[0] !== `/${name}`) await ctx.containers.rename(vm.Id, name);
+  if (isId('vm', vmCid) && name !== vmCid && (await ctx.containers.rename(vmCid, name))) return;
+  const vm = await requireVm(ctx, vmCid);
+  if (vm.Names[0] !== `/${name}` && !(await ctx.containers.rename(vm.Id, name))) throw vmNotFound(vmCid);
 }
 
 export type { NetworkAttachment };

@@ -92,10 +92,15 @@ export class Containers {
     });
   }
 
-  async rename(id: string, name: string): Promise<void> {
-    await this.docker.call('POST', `/containers/${id}/rename`, `Renaming container '${id}' to '${name}'`, {
-      query: { name },
-    });
+  /** Returns false when there is no container `id` (by ID or name). */
+  async rename(id: string, name: string): Promise<boolean> {
+    const res = await this.docker.call(
+      'POST',
+      `/containers/${encodeURIComponent(id)}/rename`,
+      `Renaming container '${id}' to '${name}'`,
+      { query: { name }, accept: [404] },
+    );
+    return res.status !== 404;
   }
 
   /** Unpacks files into the container's filesystem (running or not). */
