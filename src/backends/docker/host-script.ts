@@ -235,7 +235,6 @@ const BODIES: Record<HostOperationName, string> = {
 `,
   'has-disk': `
   [ -f "$D/disks/$cid/disk.img" ] || exit "$E_NOT_FOUND"
-  echo "size $(stat -c %s "$D/disks/$cid/disk.img")"
 `,
   'delete-disk': `
   setup
@@ -482,5 +481,6 @@ set -eu
 op=$1; D=$2; shift 2
 ${exitCodes}
 ${PREAMBLE}
-[ "$op" = setup ] || ready
+# Lookups that read only disks/ (which a host restart does not unmount) skip the check.
+case $op in setup | has-disk | read-disk-metadata) ;; *) ready ;; esac
 ${dispatcher()}`;
