@@ -86,11 +86,15 @@ export function timingTable(): string {
 
 const configDirs: string[] = [];
 
-/** A config file for the qemu plugin; its temporary directory goes in `removeConfigs`. */
+/** A config file for the qemu plugin (`agent`: its agent section); its temporary directory goes in `removeConfigs`. */
 export function qemuConfig(
   dataDir: string,
   bridge: TestBridge | undefined,
   extra: Record<string, unknown> = {},
+  agent: Record<string, unknown> = {
+    mbus: 'nats://nats:nats-secret-password@127.0.0.1:4222',
+    ntp: ['0.pool.ntp.org'],
+  },
 ): string {
   const qemu = {
     data_dir: dataDir,
@@ -99,7 +103,6 @@ export function qemuConfig(
     ...(bridge ? { default_bridge: bridge.name } : {}),
     ...extra,
   };
-  const agent = { mbus: 'nats://nats:nats-secret-password@127.0.0.1:4222', ntp: ['0.pool.ntp.org'] };
   return trackConfig(writeConfig({ qemu, agent }, 'qemu'));
 }
 
