@@ -6,11 +6,11 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import { DockerClient, MIN_API_VERSION } from '../../src/backends/docker/engine/client.ts';
+import { listenOnUnixSocket } from '../support/unix-server.ts';
 
 /** An engine on a unix socket that speaks API versions from `minimum` to `current`, and records each request. */
 async function fakeEngine(minimum: string, current: string) {
   const seen: string[] = [];
-  const socket = join(mkdtempSync(join(tmpdir(), 'fake-engine-')), 'docker.sock');
   const number = (v: string) => Number(v.split('.')[1]);
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -36,8 +36,7 @@ async function fakeEngine(minimum: string, current: string) {
       res.end('[]');
     });
   });
-  await new Promise<void>((resolve) => server.listen(socket, resolve));
-  return { socket, seen, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return { ...(await listenOnUnixSocket(server)), seen };
 }
 
 describe('DockerClient API version', () => {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { DockerClient } from '../../src/backends/docker/engine/client.ts';
 import { Containers } from '../../src/backends/docker/engine/containers.ts';
+import { listenOnUnixSocket } from '../support/unix-server.ts';
 
 /**
  * An engine whose first start of 'c' is refused the way containerd refuses a start racing
@@ -16,7 +17,6 @@ async function racingEngine(runningAfter: number | undefined, laterStarts: numbe
   const seen: string[] = [];
   let starts = 0;
   let inspections = 0;
-  const socket = join(mkdtempSync(join(tmpdir(), 'fake-engine-')), 'docker.sock');
   const server = http.createServer((req, res) => {
     req.resume();
     req.on('end', () => {
@@ -41,8 +41,7 @@ async function racingEngine(runningAfter: number | undefined, laterStarts: numbe
       res.end(JSON.stringify({ message: 'not found' }));
     });
   });
-  await new Promise<void>((resolve) => server.listen(socket, resolve));
-  return { socket, seen, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return { ...(await listenOnUnixSocket(server)), seen };
 }
 
 describe('starting a container that another start is racing', () => {

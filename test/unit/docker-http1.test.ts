@@ -9,6 +9,7 @@ import { after, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { type ResponseHead, ResponseParser } from '../../src/backends/docker/engine/http1.ts';
 import { Transport } from '../../src/backends/docker/engine/transport.ts';
+import { listenOnUnixSocket } from '../support/unix-server.ts';
 
 /** Feeds `bytes` to a parser in the given pieces; returns what came out. */
 function parse(method: string, pieces: Buffer[]) {
@@ -119,12 +120,11 @@ describe('Transport on a socket', () => {
 
   /** An HTTP server on a unix socket counting connections; `handler` answers. */
   async function server(handler: http.RequestListener) {
-    const socket = join(mkdtempSync(join(tmpdir(), 'fake-engine-')), 'docker.sock');
     const srv = http.createServer(handler);
     let connections = 0;
     srv.on('connection', () => connections++);
-    await new Promise<void>((resolve) => srv.listen(socket, resolve));
-    closers.push(() => srv.close());
+    const { socket, close } = await listenOnUnixSocket(srv);
+    closers.push(close);
     return { socket, srv, connections: () => connections };
   }
 
@@ -189,7 +189,6 @@ describe('Transport on a socket', () => {
   });
 
   test('upgrade() returns the raw connection after 101, or the status and body of a refusal', async () => {
-    const socket = join(mkdtempSync(join(tmpdir(), 'fake-engine-')), 'docker.sock');
     const srv = net.createServer((c) => {
       c.once('data', (d) => {
         if (d.toString().startsWith('POST /ok '))
@@ -197,8 +196,8 @@ describe('Transport on a socket', () => {
         else c.end('HTTP/1.1 404 Not Found\r\nContent-Length: 6\r\n\r\nnope\r\n');
       });
     });
-    await new Promise<void>((resolve) => srv.listen(socket, resolve));
-    closers.push(() => srv.close());
+    const { socket, close } = await listenOnUnixSocket(srv);
+    closers.push(close);
     const t = new Transport(`unix://${socket}`);
     closers.push(() => t.close());
     const up = await t.upgrade('/ok');

@@ -27,6 +27,21 @@ export class TransportError extends Error {
   }
 }
 
+/** Socket handlers feeding `parser`; a malformed or truncated response goes to `fail`. */
+function parserFeed(parser: ResponseParser, fail: (e: Error) => void) {
+  const guarded = (step: () => void) => {
+    try {
+      step();
+    } catch (e) {
+      fail(e as Error);
+    }
+  };
+  return {
+    data: (chunk: Buffer) => guarded(() => parser.push(chunk)),
+    close: () => guarded(() => parser.close()),
+  };
+}
+
 /** Connections one transport opens at most at once; further requests wait for one. */
 const MAX_SOCKETS = 8;
 
@@ -227,21 +242,12 @@ export class Transport {
           resolve();
         },
       });
+      const feed = parserFeed(parser, fail);
       const onData = (chunk: Buffer) => {
         answered = true;
-        try {
-          parser.push(chunk);
-        } catch (e) {
-          fail(e as Error);
-        }
+        feed.data(chunk);
       };
-      const onClose = () => {
-        try {
-          parser.close();
-        } catch (e) {
-          fail(e as Error);
-        }
-      };
+      const onClose = feed.close;
       const onError = (e: Error) => fail(e);
       const onDrain = () => stream?.resume();
       const onBodyData = (chunk: Buffer) => {
@@ -374,20 +380,7 @@ export class Transport {
           resolve({ status, body: Buffer.concat(chunks) });
         },
       });
-      const onData = (chunk: Buffer) => {
-        try {
-          parser.push(chunk);
-        } catch (e) {
-          failWrapped(e as Error);
-        }
-      };
-      const onClose = () => {
-        try {
-          parser.close();
-        } catch {
-          failWrapped(new TransportError(this.endpoint, 'EPIPE', 'connection closed'));
-        }
-      };
+      const { data: onData, close: onClose } = parserFeed(parser, failWrapped);
       socket.setTimeout(timeoutMs, () =>
         failWrapped(new TransportError(this.endpoint, 'ETIMEDOUT', `no answer within ${timeoutMs / 1000} s`)),
       );
