@@ -338,7 +338,8 @@ describe('Docker backend: VMs', () => {
   });
 
   test('create_network makes a Director-managed network that VMs join; delete_network removes it', async () => {
-    const base = fx.subnet.base.replace(/\.(\d+)$/, (_m, n) => `.${(Number(n) + 2) % 250}`);
+    // A /24 nobody uses (a neighbour of the fixture's may be another run's network).
+    const { base } = freeSubnet('10.251');
     const [id, subnet, props] = await fx.cpi.call<
       [string, { range: string; gateway: string }, { name: string }]
     >('create_network', [

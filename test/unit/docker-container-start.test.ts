@@ -1,8 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { DockerClient } from '../../src/backends/docker/engine/client.ts';
 import { Containers } from '../../src/backends/docker/engine/containers.ts';
