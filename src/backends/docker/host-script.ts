@@ -49,15 +49,7 @@ me=\${me:-$$}
 die() { code=$1; shift; echo "$*" >&2; exit "$code"; }
 fresh_name() { echo "$1/.$2-$3-$me"; }
 
-# A setup that completed records the host's boot id: once this operation has seen mounts/ bound
-# (bound=1), a setup already done in this boot is skipped (it costs seven programs otherwise).
-bound=""
 setup() {
-  read -r boot < /proc/sys/kernel/random/boot_id || boot=""
-  if [ -n "$bound" ] && [ -n "$boot" ] && [ -r "$D/locks/.setup-boot" ]; then
-    read -r last < "$D/locks/.setup-boot" || last=""
-    [ "$last" = "$boot" ] && return 0
-  fi
   mkdir -p "$D/disks" "$D/snapshots" "$D/mounts" "$D/ephemeral" "$D/locks"
   chmod 0700 "$D"
   exec 9>"$D/locks/.setup"
@@ -69,18 +61,13 @@ setup() {
     restore_mounts
   fi
   mount --make-rshared "$D/mounts"
-  [ -z "$boot" ] || echo "$boot" > "$D/locks/.setup-boot"
-  bound=1
   flock -u 9
   exec 9>&-
 }
 
 # Every operation starts here: a data dir whose mounts/ is not bound means the host has restarted,
 # and the records are mounted again before anything looks at them.
-ready() {
-  [ -d "$D/mounts" ] || return 0
-  if mountpoint -q "$D/mounts"; then bound=1; else setup; fi
-}
+ready() { [ -d "$D/mounts" ] || return 0; mountpoint -q "$D/mounts" || setup; }
 
 # A mount point is immutable while nothing is mounted on it (see the layout above). chattr on a
 # mounted path would change the mounted filesystem's root instead, hence the checks.
