@@ -20,9 +20,9 @@ done
 
 /**
  * The helper's main process: a shell serving host operations read from its stdin, one request a
- * line. A CPI attaches to the helper (POST /containers/{id}/attach, one round trip) and writes a
- * line; the answer comes back on the attached stdout: no exec to create, start and inspect per
- * operation, no runc exec.
+ * line, each run in the background so that slow operations do not hold up others. A CPI attaches
+ * to the helper (POST /containers/{id}/attach, one round trip) and writes a line; the answer comes
+ * back on the attached stdout: no exec to create, start and inspect per operation, no runc exec.
  *
  *   request:  <id> <script hash> <operation> <data_dir> <args…>    (words; see encodeWord)
  *   answer:   <id> o <stdout line> … <id> e <stderr line> … <id> x <exit code>
@@ -30,72 +30,23 @@ done
  * Every attached client sees every answer and keeps those with its own ids. Requests name the
  * host script by its hash: the CPI puts the script into the helper once (one archive holding
  * /tmp/bosh-cpi-scripts/<hash>, then <hash>.ok, so a script is read only once complete), so a
- * helper serves every CPI version; an unknown hash is answered with exit code 254.
- *
- * Each script gets a worker: a shell started once in the host's mount namespace (entered through
- * the helper's containerd-shim, its parent, found once at start) that holds the script as a
- * function, parsed once. The service passes it the requests of that script through a FIFO; it runs
- * each in a subshell of its own, in the background, so slow operations do not hold up others, and
- * writes the answer to the stdout it shares with the service (lines below PIPE_BUF: never
- * interleaved). Entering the namespace and parsing the script cost ~3-8 ms per operation when each
- * had an nsenter of its own. The worker keeps its files in the helper's /tmp, reached through the
- * service's /proc/<pid>/root. A worker that is gone is started again for the next request.
+ * helper serves every CPI version; an unknown hash is answered with exit code 254. The host's mount namespace is entered through the helper's containerd-shim
+ * (its parent), found once at start.
  */
 export const HELPER_SERVICE = `
 ${FIND_ENGINE_SHIM}[ -n "$pid" ] || { echo "cannot find this engine's containerd-shim among the host's processes" >&2; exit 90; }
 mkdir -p /tmp/bosh-cpi-scripts /tmp/bosh-cpi-run
 trap 'exit 0' TERM INT
-trap '' PIPE
-service=$$
-fds=2
-# Starts the worker of script <hash> on a FIFO, opened for writing as the next free fd (3-9),
-# recorded in worker_<hash>.
-start_worker() {
-  [ "$fds" -lt 9 ] || return 1
-  fifo=/tmp/bosh-cpi-run/worker-$1
-  rm -f "$fifo"; mkfifo -m 0600 "$fifo" || return 1
-  s=$(cat "/tmp/bosh-cpi-scripts/$1") || return 1
-  nsenter -t "$pid" -m -- /bin/sh -c "$worker" bosh-cpi-worker "$s" "$service" < "$fifo" \
-    3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
-  fds=$((fds + 1))
-  eval "exec $fds>\\"\\$fifo\\"" || return 1
-  eval "worker_$1=$fds"
-}
-# Passes "<id> <words…>" to the worker of <hash>; false when it is gone.
-pass() {
-  eval "fd=\\\${worker_$1-}"
-  [ -n "$fd" ] && eval "printf '%s\\\\n' \\"\\$2\\" >&$fd" 2>/dev/null
-}
 while IFS= read -r line; do
   set -f; set -- $line; set +f
   [ $# -ge 3 ] || continue
   id=$1; hash=$2; shift 2
   case $id$hash in *[!0-9a-f]*) continue;; esac
-  if [ ! -e "/tmp/bosh-cpi-scripts/$hash.ok" ]; then printf '%s x 254\\n' "$id"; continue; fi
-  pass "$hash" "$id $*" && continue
-  # No worker yet, or it is gone: start one (closing a dead one's FIFO) for this request.
-  eval "fd=\\\${worker_$hash-}"
-  [ -z "$fd" ] || { eval "exec $fd>&-"; eval "unset worker_$hash"; }
-  start_worker "$hash" && pass "$hash" "$id $*" ||
-    printf '%s e cannot start the worker of script %s\\n%s x 1\\n' "$id" "$hash" "$id"
-done
-`;
-
-/**
- * A worker (see HELPER_SERVICE): $1 the host script, $2 the service's pid. Requests are
- * "<id> <words…>"; the operation runs as host_op in a subshell with its output in files, then
- * come the answer lines, then the files are removed (after the answer: off the caller's path).
- */
-export const WORKER = `
-eval "host_op() {
-$1
-}"
-run=/proc/$2/root/tmp/bosh-cpi-run
-trap '' PIPE
-while IFS= read -r line; do
-  set -f; set -- $line; set +f
-  [ $# -ge 1 ] || continue
-  id=$1; shift
+  eval "s=\\\${script_$hash-}"
+  if [ -z "$s" ] && [ -e "/tmp/bosh-cpi-scripts/$hash.ok" ]; then
+    s=$(cat "/tmp/bosh-cpi-scripts/$hash"); eval "script_$hash=\\$s"
+  fi
+  if [ -z "$s" ]; then printf '%s x 254\\n' "$id"; continue; fi
   (
     exec </dev/null
     n=$#
@@ -104,15 +55,13 @@ while IFS= read -r line; do
       case $a in *\\\\*) a=$(printf '%b.' "$a"); a=\${a%.};; esac
       set -- "$@" "$a"; n=$((n - 1))
     done
-    # The host script's unique names use $me: this subshell's own pid, which $$ is not here.
-    read -r me _ < /proc/self/stat
-    f=$run/$id
-    ( host_op "$@" ) > "$f.o" 2> "$f.e"
-    rc=$?
+    f=/tmp/bosh-cpi-run/$id
+    rc=0
+    nsenter -t "$pid" -m -- /bin/sh -c "$s" bosh-cpi-host "$@" > "$f.o" 2> "$f.e" || rc=$?
     while IFS= read -r l || [ -n "$l" ]; do printf '%s o %s\\n' "$id" "$l"; done < "$f.o"
     while IFS= read -r l || [ -n "$l" ]; do printf '%s e %s\\n' "$id" "$l"; done < "$f.e"
-    printf '%s x %s\\n' "$id" "$rc"
     rm -f "$f.o" "$f.e"
+    printf '%s x %s\\n' "$id" "$rc"
   ) &
 done
 `;

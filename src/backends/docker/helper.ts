@@ -13,7 +13,6 @@ import {
   type ServiceResult,
   scriptHash,
   UNKNOWN_SCRIPT,
-  WORKER,
 } from './helper-service.ts';
 import {
   encodeHostArgs,
@@ -27,11 +26,10 @@ import { LABELS } from './labels.ts';
 
 /**
  * Bumped whenever the helper's container spec changes, so an older helper is replaced. Version 5
- * runs the helper service (helper-service.ts); 6 serves it through a worker per host script in
- * the host's mount namespace. Helpers of other versions are left running: a CPI build still using
- * one keeps working; remove an idle one by hand.
+ * runs the helper service (helper-service.ts). Helpers of other versions are left running: a CPI
+ * build still using one (it execs there) keeps working; remove an idle one by hand.
  */
-export const HELPER_CONTAINER = 'bosh-cpi-helper-6';
+export const HELPER_CONTAINER = 'bosh-cpi-helper-5';
 /** Earlier helpers of this same design, which nothing uses any more. */
 const SUPERSEDED_HELPERS = ['bosh-cpi-helper-3'];
 /** Host operations may wait for a VM to release a disk, copy a disk, or run mkfs on a large one. */
@@ -94,7 +92,7 @@ exec nsenter -t "$pid" -m -- /bin/sh -c "$script" bosh-cpi-host "$@"
  * stdin (helper-service.ts); exec'd operations work alongside.
  */
 export const HELPER_MAIN = `
-enter=$1; script=$2; worker=$3
+enter=$1; script=$2
 trap "exit 0" TERM INT
 (
   exec </dev/null
@@ -269,7 +267,7 @@ export class HostHelper {
       try {
         await containers.create(HELPER_CONTAINER, {
           Image: this.image,
-          Entrypoint: ['/bin/sh', '-c', HELPER_MAIN, 'bosh-cpi-helper', ENTER_HOST, HOST_SCRIPT, WORKER],
+          Entrypoint: ['/bin/sh', '-c', HELPER_MAIN, 'bosh-cpi-helper', ENTER_HOST, HOST_SCRIPT],
           Env: socket ? [`BOSH_CPI_ENGINE_SOCKET=${socket}`] : [],
           // Stdin stays open across attachments: every CPI process writes its requests there.
           OpenStdin: true,

@@ -44,10 +44,8 @@ const SHELL_NAMES: Record<HostOutcomeName, string> = {
 export const DATA_DIRS = '/var/lib/bosh-docker-cpi.data-dirs';
 
 const PREAMBLE = `
-# This operation's pid, for unique names: the helper's worker sets it (there $$ is the worker's).
-me=\${me:-$$}
 die() { code=$1; shift; echo "$*" >&2; exit "$code"; }
-fresh_name() { echo "$1/.$2-$3-$me"; }
+fresh_name() { echo "$1/.$2-$3-$$"; }
 
 setup() {
   mkdir -p "$D/disks" "$D/snapshots" "$D/mounts" "$D/ephemeral" "$D/locks"
@@ -84,7 +82,7 @@ remove_dir() { # <dir>
   unseal "$1"
   rmdir "$1" 2>/dev/null && return 0
   mkdir -p "$D/stray"
-  dest="$D/stray/$(date -u +%Y%m%dT%H%M%SZ)-$me-$(echo "\${1#"$D"/}" | tr / _)"
+  dest="$D/stray/$(date -u +%Y%m%dT%H%M%SZ)-$$-$(echo "\${1#"$D"/}" | tr / _)"
   if mv "$1" "$dest" 2>/dev/null; then
     echo "warning $1 was not empty; its content was moved to $dest"
   else
@@ -370,7 +368,7 @@ const BODIES: Record<HostOperationName, string> = {
       [ -f "$D/disks/$cid/disk.img" ] && lock_disk "$cid"
       if mountpoint -q "$m"; then umount "$m" || { busy="$busy disk $cid"; unlock_disk; continue; }; fi
       if [ -d "$m" ]; then remove_dir "$m" || true
-      else mkdir -p "$D/stray"; mv "$m" "$D/stray/$(date -u +%Y%m%dT%H%M%SZ)-$me-$vm-$cid" && echo "warning moved the unexpected file $m to $D/stray"
+      else mkdir -p "$D/stray"; mv "$m" "$D/stray/$(date -u +%Y%m%dT%H%M%SZ)-$$-$vm-$cid" && echo "warning moved the unexpected file $m to $D/stray"
       fi
       unlock_disk
     done
