@@ -18,15 +18,15 @@ export interface CallEnvironment {
   stderr?: (line: string) => void;
 }
 
-function loadConfig(
+async function loadConfig(
   argv: readonly string[],
   request: CpiRequest,
   backends: Record<string, BackendDescriptor>,
-): CpiConfig {
+): Promise<CpiConfig> {
   const path = configPathFromArgv(argv);
   if (!path)
     throw cpiError('No config file given: run as `cpi /path/to/cpi.json` (or -configPath=…, --config …)');
-  const config = parseConfig(readConfigFile(path), request.context, {
+  const config = parseConfig(await readConfigFile(path), request.context, {
     overridableOf: (plugin) =>
       Object.hasOwn(backends, plugin) ? backends[plugin]?.contextOverridable : undefined,
     sections: Object.keys(backends),
@@ -55,7 +55,7 @@ export async function handleCall(env: CallEnvironment): Promise<CpiResponse> {
     redactor.learn(request.context);
     if (request.context.request_id) logger = newLogger(request.context.request_id);
     logger.method = request.method;
-    const config = loadConfig(argv, request, backends);
+    const config = await loadConfig(argv, request, backends);
     redactor.learn(config.properties);
     const descriptor = backends[config.plugin] as BackendDescriptor;
     descriptor.checkProperties(config.properties[config.plugin]);

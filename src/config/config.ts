@@ -1,9 +1,9 @@
-import { readFileSync } from 'node:fs';
 import type { AgentConfig } from '../cpi/types.ts';
 import { cpiError } from '../rpc/errors.ts';
 import type { CpiContext } from '../rpc/request.ts';
 import { anyObject, arrayOf, CheckFailure, object, optional, str } from '../util/check.ts';
 import { jsonSyntaxError } from '../util/json.ts';
+import { readTextFile } from '../util/process-io.ts';
 
 export interface CpiConfig {
   plugin: string;
@@ -30,10 +30,10 @@ const fileCheck = object({
   }),
 });
 
-export function readConfigFile(path: string): unknown {
+export async function readConfigFile(path: string): Promise<unknown> {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = await readTextFile(path);
   } catch (e) {
     throw cpiError(
       `Cannot read config file '${path}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,

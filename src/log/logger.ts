@@ -1,23 +1,9 @@
-import { writeSync } from 'node:fs';
+import { writeStderrLine } from '../util/process-io.ts';
 import type { Redactor } from './redact.ts';
 
 const MAX_LOG_FIELD_BYTES = 64 * 1024;
 
 export type Level = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
-
-/**
- * Writes to fd 2 directly: process.stderr would load Node's stream machinery (a few ms of every
- * call). A non-blocking or otherwise unwritable stderr falls back to process.stderr.
- */
-function writeStderr(line: string): void {
-  const bytes = Buffer.from(`${line}\n`);
-  let written = 0;
-  try {
-    while (written < bytes.length) written += writeSync(2, bytes, written);
-  } catch {
-    process.stderr.write(bytes.subarray(written));
-  }
-}
 
 /**
  * Human-readable lines on stderr, tagged with the request id and method; the same lines are
@@ -32,7 +18,7 @@ export class Logger {
   constructor(
     private readonly requestId: string,
     private readonly redactor: Redactor,
-    private readonly sink: (line: string) => void = writeStderr,
+    private readonly sink: (line: string) => void = writeStderrLine,
   ) {}
 
   debug(message: string): void {

@@ -1,16 +1,13 @@
-import { randomBytes } from 'node:crypto';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { randomHex } from './random.ts';
 
 /**
  * Writes a file so that readers see either the old content or the whole new content, never a
  * part: the data goes to a temporary sibling, is flushed, and is renamed over the target.
  */
 export async function writeFileAtomic(path: string, data: string | Buffer, mode = 0o600): Promise<void> {
-  const temporary = join(
-    dirname(path),
-    `.${basename(path)}.${process.pid}-${randomBytes(4).toString('hex')}`,
-  );
+  const temporary = join(dirname(path), `.${basename(path)}.${process.pid}-${randomHex(4)}`);
   const handle = await open(temporary, 'wx', mode);
   try {
     await handle.writeFile(data);

@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import { type Check, str } from './check.ts';
+import { randomUuid } from './random.ts';
 
 declare const cidKind: unique symbol;
 
@@ -43,7 +43,7 @@ const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 export function cloudIds<K extends string>(kinds: readonly K[]) {
   const patterns = new Map(kinds.map((kind) => [kind, new RegExp(`^${kind}-${UUID}$`)]));
   return {
-    newId: <T extends K>(kind: T): Cid<T> => branded<T>(`${kind}-${randomUUID()}`),
+    newId: <T extends K>(kind: T): Cid<T> => branded<T>(`${kind}-${randomUuid()}`),
     isId: (kind: K, value: string): boolean => patterns.get(kind)?.test(value) ?? false,
     /** A string read back from the engine or the disk, as an ID of `kind` if it is one. */
     parseId: <T extends K>(kind: T, value: string): Cid<T> | undefined =>

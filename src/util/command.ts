@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-
 export interface CommandResult {
   exitCode: number | null;
   signal: NodeJS.Signals | null;
@@ -37,7 +35,7 @@ function describeCommand(cmd: string, args: readonly string[]): string {
 /** Runs a command without a shell; never throws for a non-zero exit (see `runChecked`). */
 export function run(cmd: string, args: readonly string[], opts: CommandOptions = {}): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
+    const child = process.getBuiltinModule('node:child_process').spawn(cmd, args, {
       stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       env: opts.env ?? process.env,
     });

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 
 /**
  * An exclusive advisory lock (flock(2)) on an existing file or directory, shared by every CPI
@@ -27,9 +27,11 @@ export class FileLock {
   static acquire(path: string, timeoutMs: number, opts: { wait?: boolean } = {}): Promise<FileLock> {
     const waitFlag = opts.wait === false ? '-n' : `-w ${Math.max(1, Math.ceil(timeoutMs / 1000))}`;
     return new Promise((resolve, reject) => {
-      const holder = spawn('sh', ['-c', HOLDER_SCRIPT, 'lock-holder', path, waitFlag], {
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
+      const holder = process
+        .getBuiltinModule('node:child_process')
+        .spawn('sh', ['-c', HOLDER_SCRIPT, 'lock-holder', path, waitFlag], {
+          stdio: ['pipe', 'pipe', 'pipe'],
+        });
       let stderr = '';
       let settled = false;
       holder.stderr.on('data', (c: Buffer) => {

@@ -1,5 +1,5 @@
-import { constants, type Stats } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 
 /** What a path that must be a regular file turned out to be, for messages. */
 export function fileKind(st: Stats): string {
@@ -35,7 +35,8 @@ export async function openRegularFile(
 ): Promise<{ handle: FileHandle; size: number }> {
   let handle: FileHandle;
   try {
-    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const { constants, promises } = process.getBuiltinModule('node:fs');
+    handle = await promises.open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw new NotRegularFile(path, 'a symbolic link');
     throw e;

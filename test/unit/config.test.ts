@@ -38,6 +38,17 @@ function cpiErrorFrom(action: () => unknown): CpiFailure {
   assert.fail('expected a CpiError');
 }
 
+async function cpiErrorFromAsync(action: () => Promise<unknown>): Promise<CpiFailure> {
+  try {
+    await action();
+  } catch (e) {
+    return cpiErrorFrom(() => {
+      throw e;
+    });
+  }
+  assert.fail('expected a CpiError');
+}
+
 describe('config path from argv', () => {
   let saved: string | undefined;
   beforeEach(() => {
@@ -83,22 +94,25 @@ describe('config path from argv', () => {
 describe('config file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cpi-unit-config-'));
 
-  test('a readable JSON file is parsed', () => {
+  test('a readable JSON file is parsed', async () => {
     const path = join(dir, 'ok.json');
     writeFileSync(path, JSON.stringify(configWith({ agent: AGENT })));
-    assert.deepEqual(readConfigFile(path), configWith({ agent: AGENT }));
+    assert.deepEqual(await readConfigFile(path), configWith({ agent: AGENT }));
   });
 
-  test('a missing file is a CpiError naming the path and the errno code', () => {
-    const failure = cpiErrorFrom(() => readConfigFile(join(dir, 'missing.json')));
+  test('a missing file is a CpiError naming the path and the errno code', async () => {
+    const failure = await cpiErrorFromAsync(() => readConfigFile(join(dir, 'missing.json')));
     assert.match(failure.message, /missing\.json/);
     assert.match(failure.message, /ENOENT/);
   });
 
-  test('a file that is not JSON is a CpiError naming the path', () => {
+  test('a file that is not JSON is a CpiError naming the path', async () => {
     const path = join(dir, 'bad.json');
     writeFileSync(path, 'cloud: {plugin: docker}');
-    assert.match(cpiErrorFrom(() => readConfigFile(path)).message, /bad\.json' is not valid JSON/);
+    assert.match(
+      (await cpiErrorFromAsync(() => readConfigFile(path))).message,
+      /bad\.json' is not valid JSON/,
+    );
   });
 });
 

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { Overridable } from '../../config/config.ts';
 import { dataDir } from '../../config/data-dir.ts';
 import { cpiError } from '../../rpc/errors.ts';
@@ -13,6 +12,7 @@ import {
   optional,
   str,
 } from '../../util/check.ts';
+import { readTextFileSync } from '../../util/process-io.ts';
 import { isNormalizedAbsolute } from './vm-policy.ts';
 
 const ENDPOINT = /^(unix:\/\/\/.+|tcp:\/\/[^/\s]+:\d+|https?:\/\/[^/\s]+:\d+)$/;
@@ -101,7 +101,7 @@ export interface TlsMaterial {
 function pem(value: string, field: string): string {
   if (value.includes('-----BEGIN')) return value;
   try {
-    return readFileSync(value, 'utf8');
+    return readTextFileSync(value);
   } catch (e) {
     throw cpiError(
       `Invalid config: ${field} is neither PEM nor a readable file (${(e as NodeJS.ErrnoException).code})`,

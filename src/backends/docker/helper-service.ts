@@ -1,5 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
-import type { Socket } from 'node:net';
+import { randomHex, sha256Hex } from '../../util/random.ts';
+import type { ByteSocket } from '../../util/unix-socket.ts';
 import { apiError, DockerApiError, type DockerClient } from './engine/client.ts';
 import { Containers } from './engine/containers.ts';
 import { StreamDemuxer } from './engine/exec.ts';
@@ -72,8 +72,7 @@ export const MAX_REQUEST_BYTES = 3500;
 /** Exit code of a request naming a script the helper does not have yet. */
 export const UNKNOWN_SCRIPT = 254;
 
-export const scriptHash = (script: string): string =>
-  createHash('sha256').update(script).digest('hex').slice(0, 16);
+export const scriptHash = (script: string): string => sha256Hex(script).slice(0, 16);
 
 /** One word of a request line: bytes other than [A-Za-z0-9._,:/=@+-] as \0NNN (printf %b decodes them). */
 export function encodeWord(value: string): string {
@@ -99,21 +98,21 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-const closeUpgrade = (res: { socket: Socket } | object) => {
+const closeUpgrade = (res: { socket: ByteSocket } | object) => {
   if ('socket' in res) res.socket.destroy();
 };
 
 /** A CPI process's attachment to the helper service: many requests, concurrent or not, on one connection. */
 export class HelperConnection {
   private readonly pending = new Map<string, Pending>();
-  private readonly prefix = randomBytes(6).toString('hex');
+  private readonly prefix = randomHex(6);
   private counter = 0;
   private buffered = '';
   private readonly demux = new StreamDemuxer();
   private closed = false;
 
   private constructor(
-    private readonly socket: Socket,
+    private readonly socket: ByteSocket,
     private readonly endpoint: string,
   ) {
     socket.on('data', (chunk: Buffer) => this.receive(chunk));

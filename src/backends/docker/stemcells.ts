@@ -1,4 +1,4 @@
-import { Transform } from 'node:stream';
+import type { Transform } from 'node:stream';
 import type { CloudProperties, Metadata, StemcellCid } from '../../cpi/types.ts';
 import { cloudError } from '../../rpc/errors.ts';
 import { NotRegularFile, openRegularFile } from '../../util/regular-file.ts';
@@ -15,6 +15,7 @@ function progressMeter(total: number, log: (line: string) => void): Transform {
   let seen = 0;
   let nextReport = 0.1;
   const started = Date.now();
+  const { Transform } = process.getBuiltinModule('node:stream');
   return new Transform({
     transform(chunk: Buffer, _enc, done) {
       seen += chunk.length;

@@ -1,5 +1,7 @@
-import net from 'node:net';
+import type * as NodeNet from 'node:net';
 import type { Readable } from 'node:stream';
+import type * as NodeTls from 'node:tls';
+import { type ByteSocket, connectUnix } from '../../../util/unix-socket.ts';
 import type { TlsMaterial } from '../config.ts';
 import { type ResponseHead, type ResponseHeaders, ResponseParser, requestHead } from './http1.ts';
 
@@ -68,8 +70,8 @@ export class Transport {
   private readonly port: number;
   private readonly secure: boolean;
   private readonly hostHeader: string;
-  private readonly idle: net.Socket[] = [];
-  private readonly sockets = new Set<net.Socket>();
+  private readonly idle: ByteSocket[] = [];
+  private readonly sockets = new Set<ByteSocket>();
   private readonly waiting: Array<() => void> = [];
   private active = 0;
 
@@ -93,14 +95,51 @@ export class Transport {
   }
 
   /** A new connection, once it is established (TLS: once the handshake verified the engine). */
-  private async connect(timeoutMs: number): Promise<net.Socket> {
-    let socket: net.Socket;
+  private async connect(timeoutMs: number): Promise<ByteSocket> {
+    const limit = timeoutMs || 30_000;
+    const timedOut = () =>
+      new TransportError(this.endpoint, 'ETIMEDOUT', `could not connect within ${limit / 1000} s`);
+    const socket =
+      this.unixPath !== undefined
+        ? await this.connectUnix(limit, timedOut)
+        : await this.connectTcp(limit, timedOut);
+    this.sockets.add(socket);
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      const at = this.idle.indexOf(socket);
+      if (at >= 0) this.idle.splice(at, 1);
+    });
+    // Errors of an idle connection only end it; those of a request are handled by its exchange.
+    socket.on('error', () => {});
+    return socket;
+  }
+
+  private async connectUnix(limit: number, timedOut: () => TransportError): Promise<ByteSocket> {
+    const connecting = connectUnix(this.unixPath as string);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(timedOut()), limit);
+    });
+    try {
+      return await Promise.race([connecting, timeout]);
+    } catch (e) {
+      // A connection that came up after the deadline is closed, not leaked.
+      connecting.then(
+        (late) => late.destroy(),
+        () => {},
+      );
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async connectTcp(limit: number, timedOut: () => TransportError): Promise<ByteSocket> {
+    const net: typeof NodeNet = process.getBuiltinModule('node:net');
+    let socket: NodeNet.Socket;
     let ready: string;
-    if (this.unixPath !== undefined) {
-      socket = net.connect(this.unixPath);
-      ready = 'connect';
-    } else if (this.secure) {
-      const tls = await import('node:tls');
+    if (this.secure) {
+      const tls: typeof NodeTls = process.getBuiltinModule('node:tls');
       socket = tls.connect({
         host: this.host,
         port: this.port,
@@ -114,28 +153,12 @@ export class Transport {
       socket = net.connect({ host: this.host, port: this.port });
       ready = 'connect';
     }
-    this.sockets.add(socket);
-    socket.on('close', () => {
-      this.sockets.delete(socket);
-      const at = this.idle.indexOf(socket);
-      if (at >= 0) this.idle.splice(at, 1);
-    });
-    // Errors of an idle connection only end it; those of a request are handled by its exchange.
-    socket.on('error', () => {});
     await new Promise<void>((resolve, reject) => {
       const fail = (e: Error) => {
         socket.destroy();
         reject(e);
       };
-      socket.setTimeout(timeoutMs || 30_000, () =>
-        fail(
-          new TransportError(
-            this.endpoint,
-            'ETIMEDOUT',
-            `could not connect within ${(timeoutMs || 30_000) / 1000} s`,
-          ),
-        ),
-      );
+      socket.setTimeout(limit, () => fail(timedOut()));
       socket.once('error', fail);
       socket.once(ready, () => {
         socket.off('error', fail);
@@ -143,11 +166,11 @@ export class Transport {
         resolve();
       });
     });
-    if (this.unixPath === undefined) socket.setNoDelay(true);
+    socket.setNoDelay(true);
     return socket;
   }
 
-  private async acquire(timeoutMs: number): Promise<{ socket: net.Socket; reused: boolean }> {
+  private async acquire(timeoutMs: number): Promise<{ socket: ByteSocket; reused: boolean }> {
     while (this.active >= MAX_SOCKETS) await new Promise<void>((resolve) => this.waiting.push(resolve));
     this.active++;
     const idle = this.idle.pop();
@@ -163,7 +186,7 @@ export class Transport {
     }
   }
 
-  private release(socket: net.Socket | undefined, reusable: boolean): void {
+  private release(socket: ByteSocket | undefined, reusable: boolean): void {
     this.active--;
     if (socket) {
       if (reusable && !socket.destroyed) {
@@ -197,7 +220,7 @@ export class Transport {
   }
 
   private exchange(
-    socket: net.Socket,
+    socket: ByteSocket,
     reused: boolean,
     opts: RequestOptions,
     handlers: Handlers,
@@ -348,7 +371,7 @@ export class Transport {
   async upgrade(
     path: string,
     timeoutMs = 30_000,
-  ): Promise<{ status: 101; socket: net.Socket; head: Buffer } | { status: number; body: Buffer }> {
+  ): Promise<{ status: 101; socket: ByteSocket; head: Buffer } | { status: number; body: Buffer }> {
     const socket = await this.connect(timeoutMs).catch((e: Error) => {
       throw this.wrap(e);
     });

@@ -1,4 +1,3 @@
-import { randomInt } from 'node:crypto';
 import type { CreateVmInput } from '../../../cpi/types.ts';
 import { CpiFailure, cloudError, vmCreationFailed } from '../../../rpc/errors.ts';
 import { LABELS } from '../labels.ts';
@@ -69,7 +68,9 @@ export async function leastLoaded(pool: HostPool, what: string): Promise<Placeme
     throw cloudError(`No Docker host is reachable for ${what} (${describeLoads(loads)})`, true);
   const fewest = Math.min(...reachable.map((l) => l.vms));
   const candidates = reachable.filter((l) => l.vms === fewest);
-  const chosen = candidates[candidates.length === 1 ? 0 : randomInt(candidates.length)] as HostLoad;
+  const chosen = candidates[
+    candidates.length === 1 ? 0 : Math.floor(Math.random() * candidates.length)
+  ] as HostLoad;
   return { host: chosen.host, reason: `least loaded reachable host (${describeLoads(loads)})` };
 }
 

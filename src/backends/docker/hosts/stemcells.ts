@@ -1,4 +1,4 @@
-import { Transform } from 'node:stream';
+import type { Transform } from 'node:stream';
 import type { CloudProperties, Metadata, StemcellCid } from '../../../cpi/types.ts';
 import { CpiFailure, cloudError, vmCreationFailed } from '../../../rpc/errors.ts';
 import { apiError } from '../engine/client.ts';
@@ -138,7 +138,8 @@ async function copyImage(
   });
   let seen = 0;
   let next = 0.25;
-  const meter = new Transform({
+  const { Transform } = process.getBuiltinModule('node:stream');
+  const meter: Transform = new Transform({
     transform(chunk: Buffer, _enc, done) {
       seen += chunk.length;
       if (size > 0 && seen / size >= next) {
