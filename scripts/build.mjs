@@ -4,10 +4,11 @@
 //      against ~35 ms for the bundle on Node (bench/README.md, "Start-up").
 // The Bun compiler comes from the npm package `bun` (a devDependency pinned in package-lock.json).
 import { spawnSync } from 'node:child_process';
-import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
+import { renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { bunBinary } from './bun-binary.mjs';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BUNDLE = join(REPO, 'dist', 'cpi.cjs');
@@ -24,20 +25,6 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
 });
-
-/**
- * The Bun binary of the `bun` npm package: its postinstall moves the platform package's binary to
- * bun/bin/bun.exe; without install scripts it is still in the platform package.
- */
-export function bunBinary() {
-  const candidates = [
-    join(REPO, 'node_modules', '@oven', `bun-${process.platform}-${process.arch}`, 'bin', 'bun'),
-    join(REPO, 'node_modules', 'bun', 'bin', 'bun.exe'),
-  ];
-  const bin = candidates.find((c) => existsSync(c) && statSync(c).size > 1 << 20);
-  if (!bin) throw new Error(`no Bun binary at ${candidates.join(' or ')}: run npm ci (or npm install) first`);
-  return bin;
-}
 
 // Compiled next to the target and renamed over it: a CPI call running meanwhile keeps its old file.
 const partial = `${EXECUTABLE}.partial`;

@@ -88,7 +88,8 @@ class BunUnixSocket implements ByteSocket {
         error: (_s, error) => connection.emit('error', error),
         close: (_s, error) => {
           if (error) connection.emit('error', error);
-          connection.closeOnce();
+          // Bun reports the close inside terminate(); net.Socket's 'close' always comes later.
+          queueMicrotask(() => connection.closeOnce());
         },
       },
     });
