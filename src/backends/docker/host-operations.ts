@@ -78,7 +78,14 @@ export const HOST_OPERATIONS = {
   'release-disk': operation([vmCid(), diskCid()], []),
   'list-disks': operation([vmCid()], []),
   'create-ephemeral': operation([vmCid(), whole('size')], ['noSpace']),
-  'delete-vm-storage': operation([vmCid()], ['busy']),
+  /**
+   * One part of a new VM's agent settings (base64), staged under data_dir/settings/<vm> for the
+   * container's start command to copy in (settings-file.ts); the part that completes the set
+   * installs the files and says `installed`.
+   */
+  'stage-settings': operation([vmCid(), whole('part'), whole('parts'), text('data')], []),
+  /** pid: the container's init while it is being killed (or 0): its storage is released once it is gone. */
+  'delete-vm-storage': operation([vmCid(), optional(whole('pid'))], ['busy']),
   'snapshot-disk': operation([diskCid(), snapshotCid(), json('meta')], ['notFound']),
   'delete-snapshot': operation([snapshotCid()], ['notFound']),
   'resize-disk': operation(
@@ -86,6 +93,8 @@ export const HOST_OPERATIONS = {
     ['notFound', 'inUseElsewhere', 'busy', 'smallerSize', 'noSpace'],
   ),
   'isolate-vm-root': operation([whole('pid')], []),
+  /** After create_vm's start: isolate-vm-root, then waits until the start command has copied the staged settings in. */
+  'vm-started': operation([whole('pid')], []),
   'set-default-route': operation([whole('pid'), text('gateway')], []),
   /** cgroup v1 hosts: binds net_cls (and net_prio) to a hierarchy if nothing has (container-init.ts). */
   'net-cls-hierarchy': operation([], []),

@@ -13,6 +13,7 @@
  *   mounts/<vm_cid>/<disk_cid>  (mounts/ is an rshared bind mount, so a loop mount made here
  *                                appears inside the running container at /warden-cpi-dev/<disk_cid>)
  *   ephemeral/<vm_cid>.img, ephemeral/<vm_cid>/   locks/   stray/ (content found where none belongs)
+ *   settings/<vm_cid>/  the agent settings create_vm staged for the VM's first start (settings-file.ts)
  * The directory mounts/<vm_cid>/<disk_cid> is the record that the disk is attached to the VM; it
  * exists from attach to detach, across host reboots, and is immutable (chattr +i) while nothing is
  * mounted on it, so with its disk missing nothing can write into it (the agent's bind mount of an
@@ -28,6 +29,7 @@ import {
   type HostOperationName,
   type HostOutcomeName,
 } from './host-operations.ts';
+import { metadataJson, SETTINGS_DIR, SETTINGS_FILES, STAGED_MARKER, userDataJson } from './settings-file.ts';
 
 const SHELL_NAMES: Record<HostOutcomeName, string> = {
   notFound: 'E_NOT_FOUND',
@@ -205,6 +207,9 @@ grow_fs() { # <image> <size MiB>
 }
 `;
 
+/** The metadata file's text before and after the VM's CID (settings-file.ts), for printf. */
+const METADATA_AROUND_VM = metadataJson('@VM@').split('@VM@') as [string, string];
+
 /** What each operation does, with its arguments already in the shell variables the table names. */
 const BODIES: Record<HostOperationName, string> = {
   setup: `
@@ -359,7 +364,18 @@ const BODIES: Record<HostOperationName, string> = {
   fi
 `,
   'delete-vm-storage': `
-  # After the container is gone. Goes through every piece (each disk under its lock), then reports.
+  # After the container is gone, or while the engine kills it (pid: its init): then nothing is
+  # released until the container's mount namespace is gone. Goes through every piece (each disk
+  # under its lock), then reports.
+  if [ -n "$pid" ] && [ "$pid" != 0 ]; then
+    ns=$(readlink "/proc/$pid/ns/mnt" 2>/dev/null) || ns=""
+    n=0
+    while [ -n "$ns" ] && [ "$(readlink "/proc/$pid/ns/mnt" 2>/dev/null)" = "$ns" ]; do
+      n=$((n + 1))
+      [ "$n" -le 3000 ] || die "$E_BUSY" "VM $vm is still running (process $pid) after 60 s; nothing was released"
+      sleep 0.02
+    done
+  fi
   busy=""
   if [ -d "$D/mounts/$vm" ]; then
     for m in "$D/mounts/$vm"/* "$D/mounts/$vm"/.[!.]*; do
@@ -381,7 +397,33 @@ const BODIES: Record<HostOperationName, string> = {
   else
     rm -f "$D/ephemeral/$vm.img"
   fi
+  rm -rf "$D/settings/$vm"
   [ -z "$busy" ] || die "$E_BUSY" "cannot unmount the$busy of $vm (busy); everything else was released"
+`,
+  'stage-settings': `
+  # A new VM's agent settings, in base64 parts sent at once; the part that finds them all there
+  # installs the files for the VM's start command to copy in (settings-file.ts), once.
+  umask 077
+  dir="$D/settings/$vm"
+  mkdir -p "$dir"
+  tmp=$(fresh_name "$dir" part "$part")
+  trap 'rm -f "$tmp"' EXIT
+  printf '%s' "$data" > "$tmp"
+  mv "$tmp" "$dir/.part-$part"
+  trap - EXIT
+  i=1
+  while [ "$i" -le "$parts" ]; do [ -f "$dir/.part-$i" ] || exit 0; i=$((i + 1)); done
+  mkdir "$dir/.installing" 2>/dev/null || exit 0
+  i=1
+  while [ "$i" -le "$parts" ]; do cat "$dir/.part-$i"; i=$((i + 1)); done | base64 -d > "$dir/.settings" ||
+    die 1 "the staged settings of $vm are not valid base64"
+  printf '%s' '${userDataJson()}' > "$dir/.user-data"
+  printf '%s%s%s' '${METADATA_AROUND_VM[0]}' "$vm" '${METADATA_AROUND_VM[1]}' > "$dir/.metadata"
+  mv "$dir/.settings" "$dir/${SETTINGS_FILES[0]}"
+  mv "$dir/.user-data" "$dir/${SETTINGS_FILES[1]}"
+  mv "$dir/.metadata" "$dir/${SETTINGS_FILES[2]}"
+  rm -f "$dir"/.part-*
+  echo installed
 `,
   'snapshot-disk': `
   setup
@@ -432,6 +474,19 @@ const BODIES: Record<HostOperationName, string> = {
   'isolate-vm-root': `
   # After the container (re)started: see isolate_vm_root.
   isolate_vm_root "$pid"
+`,
+  'vm-started': `
+  # create_vm, once the container runs: isolate_vm_root, then wait for its start command to have
+  # copied the staged settings in (start-command.ts), so they are in place when create_vm returns.
+  isolate_vm_root "$pid"
+  [ "$pid" != 0 ] || exit 0
+  n=0
+  until [ -e "/proc/$pid/root${SETTINGS_DIR}/${STAGED_MARKER}" ]; do
+    [ -d "/proc/$pid" ] || die 1 "the VM's start command ended before it installed the agent settings (see the container's log)"
+    n=$((n + 1))
+    [ "$n" -le 300 ] || die 1 "the VM's start command did not install the agent settings within 30 s"
+    sleep 0.1
+  done
 `,
   'net-cls-hierarchy': `
   # Only the initial cgroup namespace may bind a controller to a new hierarchy, so VMs (private

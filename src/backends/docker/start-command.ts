@@ -4,7 +4,14 @@
  */
 import { cgroupDelegationScript, type InitSystem } from './container-init.ts';
 
-import { MOUNT_POINT_IN_VM, SETTINGS_DIR, SETTINGS_FILE } from './settings-file.ts';
+import {
+  MOUNT_POINT_IN_VM,
+  SETTINGS_DIR,
+  SETTINGS_FILE,
+  SETTINGS_FILES,
+  STAGED_MARKER,
+  STAGED_SETTINGS_IN_VM,
+} from './settings-file.ts';
 
 const SETTINGS_PATH = `${SETTINGS_DIR}/${SETTINGS_FILE}`;
 
@@ -23,12 +30,34 @@ export function prepareContainerScript(): string {
       `if c=$(cat ${f} 2>/dev/null) && umount ${f} 2>/dev/null; then rm -f ${f}; printf '%s\\n' "$c" > ${f}; fi`,
   );
   return [
+    installStagedSettingsScript(),
     ...unmount,
     waitForDisksScript(),
     'mkdir -p /var/vcap/store /var/vcap/data/sys /var/vcap/sys',
     // Left over from a previous run of the same container (restart, attach by recreation): stale pid files.
     'rm -rf /var/vcap/data/sys/run',
   ].join('; ');
+}
+
+/**
+ * Shell that copies the settings create_vm staged (settings-file.ts) into SETTINGS_DIR on the
+ * container's first start, each file through a temporary name and a rename, then leaves the marker;
+ * with the marker there (every later start) it does nothing, so the settings that attach/detach
+ * wrote since are kept. Exits 1 (the engine starts the container again) if it cannot.
+ */
+export function installStagedSettingsScript({
+  settingsDir = SETTINGS_DIR,
+  stagedDir = STAGED_SETTINGS_IN_VM,
+} = {}): string {
+  const copy = SETTINGS_FILES.map(
+    (f) =>
+      `cp -p ${stagedDir}/${f} ${settingsDir}/.${f}.new && mv -f ${settingsDir}/.${f}.new ${settingsDir}/${f}`,
+  ).join(' && ');
+  return (
+    `if [ ! -e ${settingsDir}/${STAGED_MARKER} ]; then ` +
+    `{ mkdir -p ${settingsDir} && ${copy} && : > ${settingsDir}/${STAGED_MARKER}; } || ` +
+    `{ echo "bosh-cpi: cannot install the agent settings staged at ${stagedDir}" >&2; exit 1; }; fi`
+  );
 }
 
 /** How long a starting container waits for its disks before it exits (the engine then starts it again). */

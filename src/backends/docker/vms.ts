@@ -1,4 +1,4 @@
-import { buildAgentSettings } from '../../agent/settings.ts';
+import { type AgentSettings, buildAgentSettings } from '../../agent/settings.ts';
 import { parseVmSizing, type VmSizing } from '../../cpi/cloud-properties.ts';
 import type { CreatedVm, CreateVmInput, Metadata, Networks, VmCid } from '../../cpi/types.ts';
 import { CpiFailure, cloudError, vmCreationFailed, vmNotFound } from '../../rpc/errors.ts';
@@ -7,6 +7,7 @@ import { chooseInit, initContainerConfig, securityOptions } from './container-in
 import type { DockerContext } from './context.ts';
 import { DockerApiError } from './engine/client.ts';
 import type { ContainerInspect, ContainerSummary } from './engine/types.ts';
+import type { HostResult } from './helper.ts';
 import { isId, newId, parseId, stemcellImageRef } from './ids.ts';
 import { LABELS } from './labels.ts';
 import {
@@ -17,7 +18,13 @@ import {
   portBindings,
   reportNetworks,
 } from './networking.ts';
-import { MOUNT_POINT_IN_VM, readSettings, writeSettings } from './settings-file.ts';
+import {
+  MOUNT_POINT_IN_VM,
+  readSettings,
+  STAGED_SETTINGS_IN_VM,
+  stagedSettingsParts,
+  writeSettings,
+} from './settings-file.ts';
 import { startCommand } from './start-command.ts';
 import { removeUnusedStemcellImage, removeUnusedStemcellImages } from './stemcells.ts';
 import { capabilitiesFor, checkedBinds, checkedCapAdd, checkedPrivileged } from './vm-policy.ts';
@@ -119,6 +126,20 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
   }
   ctx.logger.info(`VM ${vmCid}: init ${init} (${reason})`);
   const initConfig = initContainerConfig(init);
+  const settings = buildAgentSettings({
+    agentId: input.agentId,
+    vmCid,
+    agent: ctx.agent,
+    // A dynamic network's address is the engine's choice at start: its entry carries none, and
+    // the agent takes the address of its default route, as with DHCP on other IaaSes.
+    networks: input.networks,
+    env: input.env,
+    preconfiguredNetworks: true,
+  });
+  // Our own start command installs settings staged on the host (settings-file.ts), staged while the
+  // engine creates the container; an operator's start_command gets them written into the container.
+  const staging = ctx.props.start_command === undefined ? stageSettings(ctx, vmCid, settings) : undefined;
+  staging?.catch(() => {}); // awaited before the start, or before a cleanup
 
   const created: { container?: string; volume?: boolean; hostStorage?: boolean } = {};
   try {
@@ -177,6 +198,7 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
             Binds: [
               `${ctx.props.data_dir}/mounts/${vmCid}:${MOUNT_POINT_IN_VM}:rslave`,
               ephemeralBind,
+              ...(staging ? [`${ctx.props.data_dir}/settings/${vmCid}:${STAGED_SETTINGS_IN_VM}:ro`] : []),
               ...binds,
             ],
             Privileged: privileged,
@@ -207,19 +229,9 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
     }
     const container = created.container as string;
 
-    const settingsFor = (networks: CreateVmInput['networks']) =>
-      buildAgentSettings({
-        agentId: input.agentId,
-        vmCid,
-        agent: ctx.agent,
-        networks,
-        env: input.env,
-        preconfiguredNetworks: true,
-      });
-    // Settings go in before the container's init starts, so the agent finds them on its first try.
-    // A dynamic network's address is the engine's choice at start: its entry carries none, and
-    // the agent takes the address of its default route, as with DHCP on other IaaSes.
-    await writeSettings(ctx.containers, container, vmCid, settingsFor(input.networks));
+    // Settings are in place before the container's init starts, so the agent finds them on its first try.
+    if (staging) await staging;
+    else await writeSettings(ctx.containers, container, vmCid, settings);
     const netClsResult = await netCls;
     if (netClsResult && netClsResult.outcome !== 'done')
       ctx.logger.warn(
@@ -229,7 +241,8 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
     const started = await ctx.containers.inspect(container);
     // Before any later settings write: an archive request while the root is still shared can leave
     // its binds in the VM.
-    await isolateStartedRoot(ctx, started, vmCid);
+    if (staging) await settingsInstalled(ctx, started, vmCid);
+    else await isolateStartedRoot(ctx, started, vmCid);
     const networks = Object.values(input.networks).some((n) => n.type === 'dynamic')
       ? reportNetworks(input.networks, plan, started?.NetworkSettings.Networks ?? {})
       : input.networks;
@@ -239,6 +252,8 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
     );
     return { vmCid, networks };
   } catch (e) {
+    // Its files are removed with the VM's storage: not before they are written.
+    await staging?.catch(() => {});
     await cleanupFailedVm(ctx, vmCid, created, e);
     if (e instanceof CpiFailure && e.type === 'Bosh::Clouds::VMCreationFailed') throw e;
     const message = e instanceof Error ? e.message : String(e);
@@ -247,6 +262,41 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
       isTransient(e),
     );
   }
+}
+
+/** Stages the new VM's settings on the host, every part at once (settings-file.ts). */
+async function stageSettings(ctx: DockerContext, vmCid: VmCid, settings: AgentSettings): Promise<void> {
+  const parts = stagedSettingsParts(settings);
+  const results = await Promise.all(
+    parts.map((data, i) => ctx.host.run('stage-settings', [vmCid, i + 1, parts.length, data])),
+  );
+  const failed = results.find((r) => r.outcome !== 'done');
+  if (failed)
+    throw cloudError(
+      `Staging the agent settings of VM '${vmCid}' on the Docker host failed: ${failed.stderr || `exit ${failed.exitCode}`}`,
+    );
+  if (!results.some((r) => r.lines.some(([key]) => key === 'installed')))
+    throw cloudError(
+      `Staging the agent settings of VM '${vmCid}' on the Docker host failed: no part installed them`,
+    );
+}
+
+/**
+ * create_vm's isolateStartedRoot for a VM whose start command installs staged settings: also waits
+ * until they are installed in its root filesystem, where every later call reads and writes them.
+ * A container that is not running any more installs them on its next start.
+ */
+async function settingsInstalled(
+  ctx: DockerContext,
+  inspected: ContainerInspect | undefined,
+  vmCid: VmCid,
+): Promise<void> {
+  if (!inspected?.State.Running) return;
+  const res = await ctx.host.run('vm-started', [inspected.State.Pid]);
+  if (res.outcome !== 'done')
+    throw cloudError(`VM '${vmCid}' did not get its agent settings: ${res.stderr || `exit ${res.exitCode}`}`);
+  if (res.stderr)
+    ctx.logger.warn(`Making the root filesystem of VM ${vmCid} private on the host failed: ${res.stderr}`);
 }
 
 /**
@@ -306,7 +356,7 @@ async function cleanupFailedVm(
   try {
     if (created.container) await ctx.containers.remove(created.container, { force: true });
     if (created.volume) attempts.push(ctx.volumes.remove(ephemeralVolume(vmCid)));
-    attempts.push(ctx.host.run('delete-vm-storage', [vmCid]));
+    attempts.push(ctx.host.run('delete-vm-storage', [vmCid, undefined]));
     await Promise.all(attempts);
     // A network this create_vm made for its manual subnet, which no VM uses now.
     await removeUnusedNetworks(ctx);
@@ -323,24 +373,40 @@ export async function deleteVm(ctx: DockerContext, vmCid: VmCid): Promise<void> 
   if (!isId('vm', vmCid)) throw vmNotFound(vmCid);
   ctx.host.prepare();
   const vm = await findVm(ctx, vmCid);
+  // A running VM's storage is released on the host as soon as its processes are gone (the host
+  // operation waits for its mount namespace to go), while the engine finishes removing the
+  // container; otherwise (stopped, restarting, gone) once the container is removed.
+  let releasing: Promise<HostResult<'delete-vm-storage'> | undefined> = Promise.resolve(undefined);
   if (vm) {
+    if (vm.State === 'running')
+      releasing = ctx.containers
+        .inspect(vm.Id)
+        .catch(() => undefined)
+        .then((inspected) =>
+          inspected?.State.Running && inspected.State.Status === 'running' && inspected.State.Pid > 0
+            ? ctx.host.run('delete-vm-storage', [vmCid, inspected.State.Pid])
+            : undefined,
+        );
+    releasing.catch(() => {}); // awaited once the container is removed
     // systemd halts on the stop signal (SIGRTMIN+3), within the engine's stop timeout.
     if (vm.Labels[LABELS.init] === 'systemd' && vm.State === 'running') await ctx.containers.stop(vm.Id);
     await ctx.containers.remove(vm.Id, { force: true });
     ctx.logger.info(`Removed container ${vm.Id.slice(0, 12)} of VM ${vmCid}`);
   }
   // Networks and images are swept on every call, also on a retry whose container is already gone,
-  // while the host releases the VM's storage.
+  // while the host releases the VM's storage; the ephemeral volume is free now.
   const sweep = Promise.all([
     removeUnusedNetworks(ctx),
     vm ? removeUnusedStemcellImage(ctx, vm.ImageID) : removeUnusedStemcellImages(ctx),
+    ctx.volumes.remove(ephemeralVolume(vmCid)),
   ]);
   sweep.catch(() => {}); // awaited below
-  const storage = await ctx.host.run('delete-vm-storage', [vmCid]).catch(async (e: unknown) => {
-    await sweep.catch(() => {});
-    throw e;
-  });
-  if (storage.outcome === 'done') await ctx.volumes.remove(ephemeralVolume(vmCid));
+  const storage = await releasing
+    .then((early) => early ?? ctx.host.run('delete-vm-storage', [vmCid, undefined]))
+    .catch(async (e: unknown) => {
+      await sweep.catch(() => {});
+      throw e;
+    });
   if (storage.outcome !== 'done') {
     await sweep.catch((e) =>
       ctx.logger.warn(`Sweeping unused networks and images failed: ${e instanceof Error ? e.message : e}`),
