@@ -50,7 +50,7 @@ die() { code=$1; shift; echo "$*" >&2; exit "$code"; }
 fresh_name() { echo "$1/.$2-$3-$$"; }
 
 setup() {
-  mkdir -p "$D/disks" "$D/snapshots" "$D/mounts" "$D/ephemeral" "$D/locks"
+  mkdir -p "$D/disks" "$D/snapshots" "$D/mounts" "$D/ephemeral" "$D/locks" "$D/settings"
   chmod 0700 "$D"
   exec 9>"$D/locks/.setup"
   flock 9
