@@ -115,6 +115,10 @@ trap "exit 0" TERM INT
 ) &
 ${HELPER_SERVICE}`;
 
+/** Writes the script ($2) as /tmp/bosh-cpi-scripts/<hash> ($1) through a temporary name, then <hash>.ok. */
+const INSTALL_SCRIPT = `d=/tmp/bosh-cpi-scripts; t="$d/.$1.$$"
+mkdir -p "$d" && printf '%s' "$2" > "$t" && mv -f "$t" "$d/$1" && : > "$d/$1.ok"`;
+
 export interface HostResult<Op extends HostOperationName = HostOperationName> {
   outcome: HostOutcome<Op>;
   exitCode: number;
@@ -217,14 +221,26 @@ export class HostHelper {
     }
   }
 
-  /** Puts this CPI's host script into the helper, the `.ok` marker after it (see helper-service.ts). */
+  /**
+   * Puts this CPI's host script into the helper, the `.ok` marker after it (see helper-service.ts),
+   * through an exec. Not an archive request: for one, Docker 20.10 binds the container's volumes
+   * under its root on the host, here the host's whole `/` (recursively), and on a host whose `/` is
+   * shared that bind propagates into every helper's mount namespace and is not all taken back: each
+   * archive request into a helper left thousands of mounts in them, until the host's mounts failed
+   * with ENOSPC (fs.mount-max), container starts included.
+   */
   private async installScript(): Promise<void> {
     const hash = scriptHash(HOST_SCRIPT);
-    await new Containers(this.docker).putFiles(HELPER_CONTAINER, '/tmp', [
-      { name: 'bosh-cpi-scripts/', type: 'directory', mode: 0o755 },
-      { name: `bosh-cpi-scripts/${hash}`, type: 'file', mode: 0o644, content: Buffer.from(HOST_SCRIPT) },
-      { name: `bosh-cpi-scripts/${hash}.ok`, type: 'file', mode: 0o644, content: Buffer.alloc(0) },
-    ]);
+    const res = await execInContainer(
+      this.docker,
+      HELPER_CONTAINER,
+      ['/bin/sh', '-c', INSTALL_SCRIPT, 'bosh-cpi-install', hash, HOST_SCRIPT],
+      'Installing the host script in the helper',
+    );
+    if (res.exitCode !== 0)
+      throw new Error(
+        `Installing the host script in the helper ${HELPER_CONTAINER} failed (exit ${res.exitCode}): ${res.stderr.trim()}`,
+      );
     this.scriptInstalled = true;
   }
 
