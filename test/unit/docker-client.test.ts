@@ -33,6 +33,18 @@ async function fakeEngine(minimum: string, current: string) {
       res.end('[]');
     });
   });
+  // The attach endpoint: 101 and a raw stream, or the same 400 for a version below the minimum.
+  server.on('upgrade', (req, socket) => {
+    seen.push(`UPGRADE ${req.url}`);
+    const version = /^\/v(\d+\.\d+)\//.exec(req.url ?? '')?.[1] ?? current;
+    if (number(version) < number(minimum)) {
+      const body = JSON.stringify({ message: `client version ${version} is too old` });
+      socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      return;
+    }
+    socket.on('end', () => socket.destroy());
+    socket.write('HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\nhello');
+  });
   return { ...(await listenOnUnixSocket(server)), seen };
 }
 
@@ -77,6 +89,30 @@ describe('DockerClient API version', () => {
     await client.call('POST', '/images/load', 'Loading', { rawBody: Readable.from([Buffer.from('tar')]) });
     client.close();
     assert.deepEqual(engine.seen, ['GET /_ping', 'POST /v1.45/images/load tar']);
+  });
+
+  test('an attachment goes out with the minimum version, and again once negotiated if refused', async () => {
+    for (const [minimum, expected] of [
+      ['1.12', [`UPGRADE /v${MIN_API_VERSION}/containers/h/attach?stream=1`]],
+      [
+        '1.44',
+        [
+          `UPGRADE /v${MIN_API_VERSION}/containers/h/attach?stream=1`,
+          'GET /_ping',
+          'UPGRADE /v1.45/containers/h/attach?stream=1',
+        ],
+      ],
+    ] as const) {
+      const engine = await fakeEngine(minimum, '1.45');
+      closers.push(engine.close);
+      const client = new DockerClient(`unix://${engine.socket}`);
+      const res = await client.upgrade('/containers/h/attach', { stream: 1 });
+      assert.equal(res.status, 101);
+      assert.ok('head' in res && res.head.toString() === 'hello');
+      if ('socket' in res) res.socket.destroy();
+      client.close();
+      assert.deepEqual(engine.seen, expected);
+    }
   });
 
   test('a pinned version is used as it is, never negotiated', async () => {

@@ -127,13 +127,12 @@ export class HelperConnection {
    * that is missing (404) or not running (409) is refused here, for the caller to start it.
    */
   static async open(docker: DockerClient, container: string): Promise<HelperConnection> {
-    const path = await docker.path(`/containers/${container}/attach`, {
+    const attaching = docker.upgrade(`/containers/${container}/attach`, {
       stream: 1,
       stdin: 1,
       stdout: 1,
       stderr: 0,
     });
-    const attaching = docker.transport.upgrade(path);
     // Handled below once the state is known; until then a failed attachment (engine going away)
     // must not count as an unhandled rejection, which ends the process without a response.
     attaching.catch(() => {});

@@ -100,6 +100,24 @@ export class DockerClient {
     return DockerClient.versioned(await this.apiVersion(), path, query);
   }
 
+  /**
+   * Asks the engine to upgrade the connection of `path` (attach). The request has no body, so like
+   * any repeatable request it goes out with the optimistic version and again after a negotiation.
+   */
+  async upgrade(path: string, query?: Query): ReturnType<Transport['upgrade']> {
+    const tried = this.versionToTry();
+    const res = await this.transport.upgrade(DockerClient.versioned(tried, path, query));
+    if (res.status === 101) this.confirmed ??= tried;
+    else if (
+      res.status === 400 &&
+      this.confirmed === undefined &&
+      'body' in res &&
+      VERSION_TOO_OLD.test(res.body.toString('utf8'))
+    )
+      return this.transport.upgrade(DockerClient.versioned(await this.negotiate(), path, query));
+    return res;
+  }
+
   /** Sends one request; statuses >= 400 that are not accepted become DockerApiError naming `what`. */
   async call(method: string, path: string, what: string, opts: CallOptions = {}): Promise<RawResponse> {
     const headers: Record<string, string> = {};
