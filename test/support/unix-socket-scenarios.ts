@@ -63,7 +63,7 @@ async function pauseResume() {
   await new Promise<void>((resolve) => {
     socket.on('data', (c: Buffer) => {
       if (paused) dataWhilePaused++;
-      chunks.push(Buffer.from(c));
+      chunks.push(c); // kept as handed over: a runtime reusing the buffer would show here
       if (!pausedOnce) {
         pausedOnce = true;
         paused = true;
