@@ -6,11 +6,11 @@ import { Containers } from '../../src/backends/docker/engine/containers.ts';
 import { listenOnUnixSocket } from '../support/unix-server.ts';
 
 /**
- * An engine whose first start of 'c' is refused the way containerd refuses a start racing
- * another one; `runningAfter` inspections later the container reports running (never, if
+ * An engine whose first `refusals` starts of 'c' are refused the way containerd refuses a start
+ * racing another one; `runningAfter` inspections later the container reports running (never, if
  * undefined), and `laterStarts` answers every later start.
  */
-async function racingEngine(runningAfter: number | undefined, laterStarts: number) {
+async function racingEngine(runningAfter: number | undefined, laterStarts: number, refusals = 1) {
   const seen: string[] = [];
   let starts = 0;
   let inspections = 0;
@@ -22,9 +22,9 @@ async function racingEngine(runningAfter: number | undefined, laterStarts: numbe
       res.setHeader('content-type', 'application/json');
       if (path === '/containers/c/start') {
         starts++;
-        res.statusCode = starts === 1 ? 500 : laterStarts;
+        res.statusCode = starts <= refusals ? 500 : laterStarts;
         return res.end(
-          starts === 1 ? JSON.stringify({ message: `task ${'f'.repeat(64)}: already exists` }) : '',
+          starts <= refusals ? JSON.stringify({ message: `task ${'f'.repeat(64)}: already exists` }) : '',
         );
       }
       if (path === '/containers/c/json') {
@@ -70,7 +70,24 @@ describe('starting a container that another start is racing', () => {
     assert.equal(engine.seen.filter((s) => s.endsWith('/start')).length, 2);
   });
 
-  test("a second refusal is the caller's error, naming the container", async () => {
+  test('refused again and again (the refused starts undo each other): it keeps trying until one gets through', async () => {
+    const engine = await racingEngine(undefined, 204, 3);
+    closers.push(engine.close);
+    const client = new DockerClient(`unix://${engine.socket}`);
+    await new Containers(client).start('c', 30_000, 200);
+    client.close();
+    assert.equal(engine.seen.filter((s) => s.endsWith('/start')).length, 4);
+  });
+
+  test('still refused as racing when the time is up: the error names the container', async () => {
+    const engine = await racingEngine(undefined, 204, 1000);
+    closers.push(engine.close);
+    const client = new DockerClient(`unix://${engine.socket}`);
+    await assert.rejects(new Containers(client).start('c', 300), /Starting container 'c'.*already exists/);
+    client.close();
+  });
+
+  test("a refusal for another reason is the caller's error, naming the container", async () => {
     const engine = await racingEngine(undefined, 500);
     closers.push(engine.close);
     const client = new DockerClient(`unix://${engine.socket}`);

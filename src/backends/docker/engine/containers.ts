@@ -3,7 +3,8 @@ import { createTar, firstFileOf, type TarEntry } from './tar.ts';
 import type { ContainerInspect, ContainerSummary } from './types.ts';
 
 /** How long a start refused because another start is under way waits for that one. */
-const START_RACE_WAIT_MS = 10_000;
+const START_RACE_WAIT_MS = 60_000;
+const OTHER_START_WAIT_MS = 2_000;
 
 /** /containers endpoints. */
 export class Containers {
@@ -25,22 +26,31 @@ export class Containers {
   /**
    * Starts the container; 304 (already running) is success. A start racing another one (the
    * engine's restart policy after an engine restart, or another CPI process) can be refused by
-   * containerd with "task <id>: already exists": that start is waited for, and the container
-   * started again only if it did not come up.
+   * containerd with "task <id>: already exists". Then the other start is waited for (up to
+   * 2 s), and the container started again if it did not come up: the refused start's cleanup can
+   * undo the other one, and the restart policy then tries again later, so both keep trying until
+   * one of them gets through or `raceWaitMs` has passed.
    */
-  async start(id: string, raceWaitMs = START_RACE_WAIT_MS): Promise<void> {
-    try {
-      await this.startOnce(id);
-    } catch (e) {
-      if (!(e instanceof DockerApiError && e.status === 500 && /already exists/i.test(e.apiMessage))) throw e;
-      const deadline = Date.now() + raceWaitMs;
+  async start(
+    id: string,
+    raceWaitMs = START_RACE_WAIT_MS,
+    otherStartWaitMs = OTHER_START_WAIT_MS,
+  ): Promise<void> {
+    const deadline = Date.now() + raceWaitMs;
+    for (;;) {
+      try {
+        await this.startOnce(id);
+        return;
+      } catch (e) {
+        const race = e instanceof DockerApiError && e.status === 500 && /already exists/i.test(e.apiMessage);
+        if (!race || Date.now() >= deadline) throw e;
+      }
+      const settled = Math.min(deadline, Date.now() + otherStartWaitMs);
       for (;;) {
-        const state = (await this.inspect(id))?.State;
-        if (state?.Running) return;
-        if (Date.now() >= deadline) break;
+        if ((await this.inspect(id))?.State?.Running) return;
+        if (Date.now() >= settled) break;
         await new Promise((r) => setTimeout(r, 100));
       }
-      await this.startOnce(id);
     }
   }
 
