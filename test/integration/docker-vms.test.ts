@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { containerOf, docker, dockerTry, freeSubnet, inVm } from '../support/docker.ts';
 import { type DockerFixture, dockerFixture } from '../support/fixture.ts';
@@ -113,7 +113,16 @@ describe('Docker backend: VMs', () => {
     assert.equal(docker('inspect', c, '--format', '{{.HostConfig.RestartPolicy.Name}}'), 'unless-stopped');
     const labels = docker('inspect', c, '--format', '{{json .Config.Labels}}');
     assert.doesNotMatch(labels, /crypted-secret|PRIVATE|nats-secret-password/);
+    // The settings reached the VM through data_dir/settings/<vm> (staged, copied in by the start
+    // command): nothing of them is in the container's configuration, and the staged copies are gone.
+    const config = docker('inspect', c, '--format', '{{json .Config}}');
+    assert.doesNotMatch(config, /crypted-secret|PRIVATE|nats-secret-password/);
+    assert.deepEqual(
+      readdirSync(`${fx.dataDir}/settings/${vm}`).filter((f) => f !== '.installing'),
+      [],
+    );
     await fx.cpi.call('delete_vm', [vm]);
+    assert.equal(existsSync(`${fx.dataDir}/settings/${vm}`), false);
   });
 
   test('v1 callers get a bare VM CID', async () => {
@@ -207,6 +216,9 @@ describe('Docker backend: VMs', () => {
     ]);
     assert.equal(missing.response.error?.type, 'Bosh::Clouds::VMNotFound');
 
+    // What attach/detach write into the VM's settings is what a restart keeps (the staged copy is
+    // installed on the first start only).
+    inVm(c, `sed -i 's/agent-meta/agent-meta-rewritten/' ${SETTINGS}`);
     const startedBefore = docker('inspect', c, '--format', '{{.State.StartedAt}}');
     await fx.cpi.call('reboot_vm', [vm]);
     assert.notEqual(docker('inspect', c, '--format', '{{.State.StartedAt}}'), startedBefore);
@@ -214,6 +226,7 @@ describe('Docker backend: VMs', () => {
       () => dockerTry('exec', c, 'sh', '-c', 'test $(wc -l < /var/vcap/bosh/boots) -eq 2').code === 0,
       'second boot',
     );
+    assert.equal(JSON.parse(inVm(c, `cat ${SETTINGS}`)).agent_id, 'agent-meta-rewritten');
 
     await fx.cpi.call('delete_vm', [vm]);
     assert.equal(await fx.cpi.call('has_vm', [vm]), false);

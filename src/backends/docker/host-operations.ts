@@ -93,8 +93,11 @@ export const HOST_OPERATIONS = {
     ['notFound', 'inUseElsewhere', 'busy', 'smallerSize', 'noSpace'],
   ),
   'isolate-vm-root': operation([whole('pid')], []),
-  /** After create_vm's start: isolate-vm-root, then waits until the start command has copied the staged settings in. */
-  'vm-started': operation([whole('pid')], []),
+  /**
+   * After create_vm's start: isolate-vm-root, then waits until the start command has copied the
+   * staged settings in, and removes the staged files.
+   */
+  'vm-started': operation([vmCid(), whole('pid')], []),
   'set-default-route': operation([whole('pid'), text('gateway')], []),
   /** cgroup v1 hosts: binds net_cls (and net_prio) to a hierarchy if nothing has (container-init.ts). */
   'net-cls-hierarchy': operation([], []),

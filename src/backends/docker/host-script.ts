@@ -478,6 +478,7 @@ const BODIES: Record<HostOperationName, string> = {
   'vm-started': `
   # create_vm, once the container runs: isolate_vm_root, then wait for its start command to have
   # copied the staged settings in (start-command.ts), so they are in place when create_vm returns.
+  # The staged files are not needed again (the marker stays in the VM): removed, the directory kept.
   isolate_vm_root "$pid"
   [ "$pid" != 0 ] || exit 0
   n=0
@@ -487,6 +488,7 @@ const BODIES: Record<HostOperationName, string> = {
     [ "$n" -le 300 ] || die 1 "the VM's start command did not install the agent settings within 30 s"
     sleep 0.1
   done
+  rm -f "$D/settings/$vm"/*
 `,
   'net-cls-hierarchy': `
   # Only the initial cgroup namespace may bind a controller to a new hierarchy, so VMs (private

@@ -14,10 +14,10 @@ export const MOUNT_POINT_IN_VM = '/warden-cpi-dev';
  * Docker 20.10, the engine mounting the stopped container's root): create_vm stages the files in
  * data_dir/settings/<vm> on the host (host operation `stage-settings`, while the engine creates the
  * container), the container binds that directory read-only here, and its start command copies the
- * files into SETTINGS_DIR once, before the agent starts, then leaves STAGED_MARKER. From then on
- * the copy in the root filesystem is the VM's settings file, as for every other VM: attach/detach
- * rewrite it, reboot_vm reads it, and a restart (reboot_vm, engine or host restart) keeps it and
- * never copies the staged files again.
+ * files into SETTINGS_DIR once, before the agent starts, then leaves STAGED_MARKER (create_vm waits
+ * for it, then removes the staged files). From then on the copy in the root filesystem is the VM's
+ * settings file, as for every other VM: attach/detach rewrite it, reboot_vm reads it, and a restart
+ * (reboot_vm, engine or host restart) keeps it: with the marker there, nothing is copied again.
  */
 export const STAGED_SETTINGS_IN_VM = '/warden-cpi-settings';
 export const STAGED_MARKER = '.warden-cpi-settings-installed';

@@ -292,7 +292,7 @@ async function settingsInstalled(
   vmCid: VmCid,
 ): Promise<void> {
   if (!inspected?.State.Running) return;
-  const res = await ctx.host.run('vm-started', [inspected.State.Pid]);
+  const res = await ctx.host.run('vm-started', [vmCid, inspected.State.Pid]);
   if (res.outcome !== 'done')
     throw cloudError(`VM '${vmCid}' did not get its agent settings: ${res.stderr || `exit ${res.exitCode}`}`);
   if (res.stderr)
