@@ -110,6 +110,50 @@ describe('Docker backend: data safety', () => {
     await fx.cpi.call('delete_disk', [disk]);
   });
 
+  test('a disk left frozen by an interrupted snapshot is thawed by the next snapshot_disk or detach_disk', async () => {
+    const [vm] = await fx.cpi.call<[string]>('create_vm', [
+      'agent-ds-freeze',
+      fx.stemcell,
+      {},
+      fx.manual(41),
+      [],
+      {},
+    ]);
+    const c = containerOf(vm);
+    const disk = await fx.cpi.call<string>('create_disk', [32, {}, vm]);
+    await fx.cpi.call('attach_disk', [vm, disk]);
+    const mp = `${fx.dataDir}/mounts/${vm}/${disk}`;
+    inVm(c, `echo precious > /warden-cpi-dev/${disk}/data`);
+    // What a snapshot killed between its freeze and its thaw leaves (the helper was killed with the engine).
+    const leaveFrozen = () => {
+      writeFileSync(`${fx.dataDir}/locks/${disk}.frozen`, mp);
+      execFileSync('fsfreeze', ['-f', mp]);
+    };
+    // A frozen file system refuses a second freeze (EBUSY); a thawed one takes it and is thawed again.
+    const thawed = () => sh(`fsfreeze -f '${mp}' && fsfreeze -u '${mp}'`).status === 0;
+
+    leaveFrozen();
+    assert.equal(thawed(), false, 'the simulated leftover is not frozen');
+    const snapshot = await fx.cpi.run('snapshot_disk', [disk, {}]);
+    assert.equal(snapshot.response.error, null, JSON.stringify(snapshot.response.error));
+    assert.match(snapshot.response.log, /thawed disk .* left frozen by an interrupted snapshot/);
+    assert.ok(thawed(), 'snapshot_disk left the disk frozen');
+    assert.equal(existsSync(`${fx.dataDir}/locks/${disk}.frozen`), false, 'the record of the freeze is left');
+    inVm(c, `echo more >> /warden-cpi-dev/${disk}/data`);
+
+    leaveFrozen();
+    const detach = await fx.cpi.run('detach_disk', [vm, disk]);
+    assert.equal(detach.response.error, null, JSON.stringify(detach.response.error));
+    assert.match(detach.response.log, /thawed disk/);
+    assert.equal(existsSync(`${fx.dataDir}/locks/${disk}.frozen`), false);
+    await fx.cpi.call('attach_disk', [vm, disk]);
+    assert.equal(inVm(c, `cat /warden-cpi-dev/${disk}/data`), 'precious\nmore');
+
+    await fx.cpi.call('delete_snapshot', [snapshot.response.result as string]);
+    await fx.cpi.call('delete_vm', [vm]);
+    await fx.cpi.call('delete_disk', [disk]);
+  });
+
   test("delete_vm takes each disk's lock and moves stray content aside instead of failing", async () => {
     const [vm] = await fx.cpi.call<[string]>('create_vm', [
       'agent-ds2',

@@ -128,6 +128,18 @@ restore_mounts() {
 }
 
 lock_disk() { exec 8>"$D/locks/$1.lock"; flock 8; }
+
+# snapshot-disk records the mount point it freezes in locks/<disk>.frozen until it has thawed it.
+# A snapshot killed in between (its helper killed with a restarting engine) leaves the disk frozen
+# and every write in the VM waiting: whoever takes the disk's lock next thaws it first.
+thaw_leftover() { # <disk_cid>, under its lock
+  [ -f "$D/locks/$1.frozen" ] || return 0
+  frozen=$(cat "$D/locks/$1.frozen")
+  if [ -n "$frozen" ] && mountpoint -q "$frozen" && fsfreeze -u "$frozen" 2>/dev/null; then
+    echo "warning thawed disk $1, left frozen by an interrupted snapshot"
+  fi
+  rm -f "$D/locks/$1.frozen"
+}
 unlock_disk() { exec 8>&-; }
 
 # The kernel frees an autoclear loop device a moment after its last unmount, later still when
@@ -248,7 +260,7 @@ const BODIES: Record<HostOperationName, string> = {
   loops_gone "$D/disks/$cid/disk.img" || die "$E_BUSY" "disk image is still in use by a loop device"
   gone=$(fresh_name "$D/disks" deleting "$cid")
   mv "$D/disks/$cid" "$gone"
-  rm -rf "$gone" "$D/locks/$cid.lock"
+  rm -rf "$gone" "$D/locks/$cid.lock" "$D/locks/$cid.frozen"
 `,
   'read-disk-metadata': `
   [ -d "$D/disks/$cid" ] || exit "$E_NOT_FOUND"
@@ -293,6 +305,7 @@ const BODIES: Record<HostOperationName, string> = {
   [ -f "$D/disks/$cid/disk.img" ] || exit "$E_NOT_FOUND"
   isolate_vm_root "$pid"
   lock_disk "$cid"
+  thaw_leftover "$cid"
   [ -d "$mp" ] || exit "$E_NOT_ATTACHED"
   if ! mountpoint -q "$mp"; then
     # Recorded but not mounted (the host restarted and the disk could not be mounted again).
@@ -347,6 +360,7 @@ const BODIES: Record<HostOperationName, string> = {
   # A mount left behind by a VM that no longer exists.
   mp="$D/mounts/$vm/$cid"
   lock_disk "$cid"
+  thaw_leftover "$cid"
   if mountpoint -q "$mp" 2>/dev/null; then umount "$mp"; fi
   remove_dir "$mp" || true
 `,
@@ -381,7 +395,7 @@ const BODIES: Record<HostOperationName, string> = {
     for m in "$D/mounts/$vm"/* "$D/mounts/$vm"/.[!.]*; do
       [ -e "$m" ] || continue
       cid=\${m##*/}
-      [ -f "$D/disks/$cid/disk.img" ] && lock_disk "$cid"
+      [ -f "$D/disks/$cid/disk.img" ] && lock_disk "$cid" && thaw_leftover "$cid"
       if mountpoint -q "$m"; then umount "$m" || { busy="$busy disk $cid"; unlock_disk; continue; }; fi
       if [ -d "$m" ]; then remove_dir "$m" || true
       else mkdir -p "$D/stray"; mv "$m" "$D/stray/$(date -u +%Y%m%dT%H%M%SZ)-$$-$vm-$cid" && echo "warning moved the unexpected file $m to $D/stray"
@@ -430,15 +444,20 @@ const BODIES: Record<HostOperationName, string> = {
   img="$D/disks/$cid/disk.img"
   [ -f "$img" ] || exit "$E_NOT_FOUND"
   lock_disk "$cid"
+  thaw_leftover "$cid"
   tmp=$(fresh_name "$D/snapshots" creating "$snap")
   mkdir "$tmp"
   mp=""
   vm=$(mounted_under "$cid")
   [ -n "$vm" ] && mp="$D/mounts/$vm/$cid"
-  trap 'rm -rf "$tmp"; [ -n "$mp" ] && fsfreeze -u "$mp" 2>/dev/null; true' EXIT
-  if [ -n "$mp" ]; then fsfreeze -f "$mp"; echo "frozen $vm"; fi
+  trap 'rm -rf "$tmp"; [ -n "$mp" ] && fsfreeze -u "$mp" 2>/dev/null; rm -f "$D/locks/$cid.frozen"; true' EXIT
+  if [ -n "$mp" ]; then
+    printf '%s' "$mp" > "$D/locks/$cid.frozen"
+    fsfreeze -f "$mp"
+    echo "frozen $vm"
+  fi
   cp --sparse=always "$img" "$tmp/disk.img"
-  if [ -n "$mp" ]; then fsfreeze -u "$mp"; mp=""; fi
+  if [ -n "$mp" ]; then fsfreeze -u "$mp"; mp=""; rm -f "$D/locks/$cid.frozen"; fi
   printf '%s' "$meta" > "$tmp/metadata.json"
   mv "$tmp" "$D/snapshots/$snap"
   trap - EXIT
