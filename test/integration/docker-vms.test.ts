@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
+import { Cpi, writeConfig } from '../support/cpi.ts';
 import { containerOf, docker, dockerTry, freeSubnet, inVm } from '../support/docker.ts';
 import { type DockerFixture, dockerFixture } from '../support/fixture.ts';
 
@@ -123,6 +124,36 @@ describe('Docker backend: VMs', () => {
     );
     await fx.cpi.call('delete_vm', [vm]);
     assert.equal(existsSync(`${fx.dataDir}/settings/${vm}`), false);
+  });
+
+  test("with the operator's start_command the settings are written into the container before it starts", async () => {
+    const configPath = writeConfig({
+      docker: { data_dir: fx.dataDir, start_command: ['/bin/sh', '-c', 'exec sleep 600'] },
+      agent: { mbus: 'nats://nats:nats-secret-password@127.0.0.1:4222', ntp: [] },
+    });
+    const cpi = new Cpi(configPath, 2);
+    cpi.context = { director_uuid: fx.director };
+    try {
+      const [vm] = await cpi.call<[string]>('create_vm', [
+        'agent-own-start',
+        fx.stemcell,
+        {},
+        fx.manual(28),
+        [],
+        {},
+      ]);
+      const c = containerOf(vm);
+      assert.equal(JSON.parse(inVm(c, `cat ${SETTINGS}`)).agent_id, 'agent-own-start');
+      assert.equal(inVm(c, `stat -c %a ${SETTINGS}`), '600');
+      assert.doesNotMatch(
+        docker('inspect', c, '--format', '{{json .HostConfig.Binds}}'),
+        /warden-cpi-settings/,
+      );
+      assert.equal(existsSync(`${fx.dataDir}/settings/${vm}`), false);
+      await cpi.call('delete_vm', [vm]);
+    } finally {
+      rmSync(configPath, { force: true });
+    }
   });
 
   test('v1 callers get a bare VM CID', async () => {
