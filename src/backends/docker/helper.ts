@@ -1,6 +1,6 @@
 import type { Logger } from '../../log/logger.ts';
 import { DockerApiError, type DockerClient } from './engine/client.ts';
-import { Containers } from './engine/containers.ts';
+import { Containers, isStartRace } from './engine/containers.ts';
 import { execInContainer } from './engine/exec.ts';
 import { Images } from './engine/images.ts';
 import { createTar } from './engine/tar.ts';
@@ -32,6 +32,8 @@ import { LABELS } from './labels.ts';
 export const HELPER_CONTAINER = 'bosh-cpi-helper-5';
 /** Earlier helpers of this same design, which nothing uses any more. */
 const SUPERSEDED_HELPERS = ['bosh-cpi-helper-3'];
+/** How long a start of the helper waits out a start racing it before the helper is made anew. */
+const HELPER_START_RACE_MS = 10_000;
 /** Host operations may wait for a VM to release a disk, copy a disk, or run mkfs on a large one. */
 const OPERATION_TIMEOUT_MS = 600_000;
 
@@ -136,6 +138,7 @@ export class HostHelper {
     private readonly dataDir: string,
     private readonly image: string,
     private readonly logger: Logger,
+    private readonly startRaceMs = HELPER_START_RACE_MS,
   ) {}
 
   private connection: Promise<HelperConnection> | undefined;
@@ -251,7 +254,7 @@ export class HostHelper {
   }
 
   /** Creates (or starts) the helper container; safe when several CPI processes race to do it. */
-  async ensure(): Promise<void> {
+  async ensure(replaceStuck = true): Promise<void> {
     const containers = new Containers(this.docker);
     const images = new Images(this.docker);
     const [repo = this.image, tag = 'latest'] = this.image.split(':');
@@ -311,12 +314,32 @@ export class HostHelper {
     // container by it (404 here).
     for (let attempt = 1; ; attempt++) {
       try {
-        await containers.start(HELPER_CONTAINER);
+        await containers.start(HELPER_CONTAINER, this.startRaceMs, Math.min(this.startRaceMs, 2_000));
         return;
       } catch (e) {
+        if (isStartRace(e) && replaceStuck) {
+          await this.replaceStuckHelper(containers, e);
+          return this.ensure(false);
+        }
         if (!(e instanceof DockerApiError && e.status === 404) || attempt >= 50) throw e;
         await new Promise((r) => setTimeout(r, 100));
       }
     }
+  }
+
+  /**
+   * After an engine restart the engine can keep refusing to start the helper ("task …: already
+   * exists": containerd still holds a task of it that the engine no longer tracks), however long
+   * one waits. The helper holds no state, so it is removed and made anew: the new container has
+   * another ID, which no stale task holds. It is removed by its ID, so a process that got here
+   * later never removes the helper another process has just made.
+   */
+  private async replaceStuckHelper(containers: Containers, refusal: Error): Promise<void> {
+    const stuck = await containers.inspect(HELPER_CONTAINER);
+    if (!stuck || stuck.State.Running) return;
+    this.logger.warn(
+      `The engine keeps refusing to start the helper ${HELPER_CONTAINER} (${refusal.message}); making it anew`,
+    );
+    await containers.remove(stuck.Id, { force: true });
   }
 }

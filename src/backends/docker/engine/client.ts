@@ -12,7 +12,8 @@ export class DockerApiError extends Error {
     readonly apiMessage: string,
     readonly what: string,
   ) {
-    super(`${what}: ${apiMessage} (HTTP ${status})`);
+    // A 5xx is the engine's own failure (often containerd's, relayed): the message says so.
+    super(`${what}: ${status >= 500 ? 'the Docker engine failed: ' : ''}${apiMessage} (HTTP ${status})`);
   }
 }
 

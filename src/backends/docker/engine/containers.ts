@@ -7,6 +7,10 @@ const START_RACE_WAIT_MS = 60_000;
 const OTHER_START_WAIT_MS = 2_000;
 
 /** /containers endpoints. */
+/** containerd's refusal of a start while a task of the container exists ("task <id>: already exists"). */
+export const isStartRace = (e: unknown): e is DockerApiError =>
+  e instanceof DockerApiError && e.status === 500 && /already exists/i.test(e.apiMessage);
+
 export class Containers {
   constructor(private readonly docker: DockerClient) {}
 
@@ -42,8 +46,7 @@ export class Containers {
         await this.startOnce(id);
         return;
       } catch (e) {
-        const race = e instanceof DockerApiError && e.status === 500 && /already exists/i.test(e.apiMessage);
-        if (!race || Date.now() >= deadline) throw e;
+        if (!isStartRace(e) || Date.now() >= deadline) throw e;
       }
       const settled = Math.min(deadline, Date.now() + otherStartWaitMs);
       for (;;) {
