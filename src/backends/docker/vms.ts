@@ -138,8 +138,9 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
   });
   // Our own start command installs settings staged on the host (settings-file.ts), staged while the
   // engine creates the container; an operator's start_command gets them written into the container.
-  const staging = ctx.props.start_command === undefined ? stageSettings(ctx, vmCid, settings) : undefined;
-  staging?.catch(() => {}); // awaited before the start, or before a cleanup
+  // Staging starts once the networks passed the operator's policy: a refused VM changes nothing on
+  // the host.
+  let staging: Promise<void> | undefined;
 
   const created: { container?: string; volume?: boolean; hostStorage?: boolean } = {};
   try {
@@ -184,6 +185,10 @@ async function createVmOnce(ctx: DockerContext, input: CreateVmInput): Promise<C
           "A VM on the engine's host network can have no other network (it shares the host's)",
           false,
         );
+      if (!staging && ctx.props.start_command === undefined) {
+        staging = stageSettings(ctx, vmCid, settings);
+        staging.catch(() => {}); // awaited before the start, or before a cleanup
+      }
       const first = plan.find((p) => p.isDefaultGateway) ?? plan[0];
       try {
         created.container = await ctx.containers.create(vmCid, {
