@@ -81,7 +81,12 @@ export async function writeStdout(bytes: Uint8Array): Promise<void> {
 export function writeStderrLine(line: string): void {
   if (bun) {
     // Bun's console writes synchronously to its file descriptor; '%s' keeps a '%' in `line` as is.
-    console.error('%s', line);
+    // A stderr nobody reads any more must not fail the call: the line is in the response's log too.
+    try {
+      console.error('%s', line);
+    } catch {
+      // dropped
+    }
     return;
   }
   const bytes = Buffer.from(`${line}\n`);
