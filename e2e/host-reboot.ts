@@ -134,6 +134,14 @@ async function scenario(stemcellTgz: string, root: 'shared' | 'private', work: s
       !detach.response.error,
       `${root} /: detach_disk after the agent's unmount_disk (${detach.response.error?.message ?? 'ok'}${retried ? `; retried: ${retried.response.error?.message ?? 'ok'}` : ''})`,
     );
+    // Detached means no copy of the disk is left anywhere: its loop device goes (autoclear).
+    const released = Date.now() + 5000;
+    while (loopsUnder(`${dataDir}/disks/${disk}`).length > 0 && Date.now() < released)
+      await new Promise((r) => setTimeout(r, 200));
+    check(
+      loopsUnder(`${dataDir}/disks/${disk}`).length === 0,
+      `${root} /: after detach_disk no loop device holds the disk (${JSON.stringify(loopsUnder(`${dataDir}/disks/${disk}`))})`,
+    );
     const del = await cpi.run('delete_vm', [vm]);
     check(
       del.response.error === null,

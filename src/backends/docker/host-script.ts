@@ -129,6 +129,16 @@ restore_mounts() {
 
 lock_disk() { exec 8>"$D/locks/$1.lock"; flock 8; }
 
+# "leftover <mount point>" for each mount of <image>'s loop devices in the mount namespace of
+# process <pid> (a VM's init): copies that the host's unmount of the disk did not reach.
+vm_copies() { # <pid> <image>
+  [ "$1" != 0 ] && [ -r "/proc/$1/mountinfo" ] || return 0
+  for l in $(losetup -j "$2" | cut -d: -f1); do
+    d=$(cat "/sys/block/\${l#/dev/}/dev" 2>/dev/null) || continue
+    awk -v dev="$d" '$3 == dev { print "leftover " $5 }' "/proc/$1/mountinfo"
+  done
+}
+
 # snapshot-disk records the mount point it freezes in locks/<disk>.frozen until it has thawed it.
 # A snapshot killed in between (its helper killed with a restarting engine) leaves the disk frozen
 # and every write in the VM waiting: whoever takes the disk's lock next thaws it first.
@@ -308,7 +318,11 @@ const BODIES: Record<HostOperationName, string> = {
   thaw_leftover "$cid"
   [ -d "$mp" ] || exit "$E_NOT_ATTACHED"
   if ! mountpoint -q "$mp"; then
-    # Recorded but not mounted (the host restarted and the disk could not be mounted again).
+    # Recorded but not mounted: the host restarted and the disk could not be mounted again, or an
+    # earlier detach unmounted it and a copy in the VM that the unmount did not reach is left (the
+    # CPI unmounts it inside the VM, then asks again).
+    left=$(vm_copies "$pid" "$D/disks/$cid/disk.img")
+    if [ -n "$left" ]; then echo "$left"; exit "$E_LEFT_IN_VM"; fi
     remove_dir "$mp" || die 1 "cannot remove the mount point $mp"
     list_mounts "$vm"
     exit 0
@@ -341,6 +355,10 @@ const BODIES: Record<HostOperationName, string> = {
   waited=0
   while [ -n "$(losetup -j "$D/disks/$cid/disk.img")" ] && [ "$waited" -lt 50 ]; do sleep 0.1; waited=$((waited + 1)); done
   if [ -n "$(losetup -j "$D/disks/$cid/disk.img")" ]; then
+    # A copy in the VM the unmount did not reach (seen after a reboot of a host whose / is shared):
+    # the CPI unmounts it inside the VM, as the agent's own leftovers, then asks again.
+    left=$(vm_copies "$pid" "$D/disks/$cid/disk.img")
+    if [ -n "$left" ]; then echo "$left"; exit "$E_LEFT_IN_VM"; fi
     # Still mounted somewhere we could not see: put it back rather than leave it half-detached,
     # and name the mount namespaces (one process each) that still have it.
     seen=" "; where=""
@@ -351,7 +369,7 @@ const BODIES: Record<HostOperationName, string> = {
     done
     where=\${where:- none that lists it: a lazily unmounted copy still in use}
     mount "$loopdev" "$mp" 2>/dev/null && die "$E_BUSY" "the filesystem is still mounted elsewhere (mount namespaces of processes:$where); the disk stays attached"
-    die "$E_BUSY" "unmounted, but the disk is still referenced by loop device $loopdev"
+    die "$E_BUSY" "unmounted, but the disk is still referenced by loop device $loopdev (mount namespaces of processes:$where)"
   fi
   remove_dir "$mp" || true
   list_mounts "$vm"
