@@ -66,10 +66,16 @@ export async function unplug(qmp: QmpClient, serial: string, timeoutMs: number):
     else if (!/already in the process of unplug/i.test(e.description)) throw e;
   }
   if (present) {
-    const deleted = await qmp.waitForEvent(
-      (ev) => ev.event === 'DEVICE_DELETED' && ev.data?.device === id,
-      timeoutMs,
-    );
+    // The event goes only to connections open at the time: a retry of a detach that was killed
+    // after its device_del may have missed it, so the device's disappearance is also polled.
+    const deadline = Date.now() + timeoutMs;
+    let deleted = false;
+    while (!deleted && Date.now() < deadline) {
+      const slice = Math.max(1, Math.min(250, deadline - Date.now()));
+      deleted =
+        (await qmp.waitForEvent((ev) => ev.event === 'DEVICE_DELETED' && ev.data?.device === id, slice)) !==
+          undefined || !(await isPlugged(qmp, serial));
+    }
     if (!deleted)
       throw cloudError(
         `The guest did not release disk device ${id} within ${Math.round(timeoutMs / 1000)} s (is it still mounted, or is the guest not running an OS yet?)`,
@@ -83,7 +89,17 @@ export async function unplug(qmp: QmpClient, serial: string, timeoutMs: number):
  * Removes the disk's block node if it outlived its device (a detach killed between DEVICE_DELETED
  * and blockdev-del): query-block no longer shows it, but QEMU still holds the image open and locked.
  */
-export async function releaseNode(qmp: QmpClient, serial: string): Promise<void> {
+export async function releaseNode(qmp: QmpClient, serial: string, waitMs = 10_000): Promise<void> {
   const node = diskNodeName(serial);
-  if (await nodeExists(qmp, node)) await qmp.execute('blockdev-del', { 'node-name': node });
+  const deadline = Date.now() + waitMs;
+  while (await nodeExists(qmp, node)) {
+    try {
+      await qmp.execute('blockdev-del', { 'node-name': node });
+      return;
+    } catch (e) {
+      // A device deleted a moment ago can hold its node a little longer ("… is in use").
+      if (!(e instanceof QmpError && /is in use/i.test(e.description)) || Date.now() >= deadline) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }
