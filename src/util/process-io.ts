@@ -6,17 +6,7 @@
  * first use. bench/README.md ("Start-up") has the measurements.
  */
 import type * as NodeFs from 'node:fs';
-
-/** The part of Bun's global API used here (no @types/bun: it would also retype Node's globals). */
-interface BunRuntime {
-  stdin: { stream(): ReadableStream<Uint8Array> };
-  stdout: unknown;
-  file(path: string): { text(): Promise<string> };
-  mmap(path: string): Uint8Array;
-  write(destination: unknown, data: Uint8Array | string): Promise<number>;
-}
-
-export const bun: BunRuntime | undefined = (globalThis as { Bun?: BunRuntime }).Bun;
+import { type BunRuntime, bun } from './bun.ts';
 
 let nodeFs: typeof NodeFs | undefined;
 const fs = (): typeof NodeFs => {
@@ -104,24 +94,21 @@ export function writeStderrLine(line: string): void {
  * what cannot be mapped (an empty file, a FIFO) is read.
  */
 export async function readTextFile(path: string): Promise<string> {
-  if (bun) {
-    try {
-      return new TextDecoder().decode(bun.mmap(path));
-    } catch {
-      return bun.file(path).text();
-    }
-  }
+  if (bun) return mappedText(bun, path) ?? bun.file(path).text();
   return fs().promises.readFile(path, 'utf8');
 }
 
 /** The same, synchronously, for the rare file read while a config is checked (TLS material). */
 export function readTextFileSync(path: string): string {
-  if (bun) {
-    try {
-      return new TextDecoder().decode(bun.mmap(path));
-    } catch {
-      // the reason comes from node:fs below
-    }
+  // What cannot be mapped is read through node:fs, whose error says why.
+  return (bun && mappedText(bun, path)) ?? fs().readFileSync(path, 'utf8');
+}
+
+/** The file's text through Bun's mmap; undefined when it cannot be mapped. */
+function mappedText(runtime: BunRuntime, path: string): string | undefined {
+  try {
+    return new TextDecoder().decode(runtime.mmap(path));
+  } catch {
+    return undefined;
   }
-  return fs().readFileSync(path, 'utf8');
 }

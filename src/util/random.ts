@@ -3,12 +3,7 @@
  * `node:crypto` costs the shipped executable ~2 ms per call (bench/README.md, "Start-up").
  */
 import type * as NodeCrypto from 'node:crypto';
-
-interface BunHasher {
-  CryptoHasher: new (
-    algorithm: 'sha256',
-  ) => { update(data: string): unknown; digest(encoding: 'hex'): string };
-}
+import { bun } from './bun.ts';
 
 export const randomUuid = (): string => globalThis.crypto.randomUUID();
 
@@ -22,7 +17,6 @@ export function randomHex(bytes: number): string {
 
 /** The SHA-256 of a UTF-8 string, as hex. */
 export function sha256Hex(text: string): string {
-  const bun = (globalThis as { Bun?: BunHasher }).Bun;
   if (bun) {
     const hasher = new bun.CryptoHasher('sha256');
     hasher.update(text);

@@ -5,6 +5,7 @@
  * `net.Socket` itself.
  */
 import type * as NodeNet from 'node:net';
+import { type BunRuntime, type BunSocket, bun } from './bun.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: net.Socket's listener signatures differ per event
 type Listener = (...args: any[]) => void;
@@ -23,28 +24,6 @@ export interface ByteSocket {
   unref(): unknown;
   destroy(): unknown;
 }
-
-/** The part of a Bun socket used here. */
-interface BunSocket {
-  write(data: Buffer | string): number;
-  pause(): void;
-  resume(): void;
-  ref(): void;
-  unref(): void;
-  terminate(): void;
-}
-interface BunSocketHandlers {
-  data(socket: BunSocket, data: Buffer): void;
-  drain(socket: BunSocket): void;
-  end(socket: BunSocket): void;
-  close(socket: BunSocket, error?: Error): void;
-  error(socket: BunSocket, error: Error): void;
-}
-interface BunConnect {
-  connect(options: { unix: string; socket: BunSocketHandlers }): Promise<BunSocket>;
-}
-
-const bun = (globalThis as { Bun?: BunConnect }).Bun;
 
 /** Connects to `path`; rejects with the errno code (ENOENT, ECONNREFUSED, EACCES) of a failure. */
 export function connectUnix(path: string): Promise<ByteSocket> {
@@ -74,7 +53,7 @@ class BunUnixSocket implements ByteSocket {
   private idleTimer: ReturnType<typeof setTimeout> | undefined;
   destroyed = false;
 
-  static async connect(runtime: BunConnect, path: string): Promise<ByteSocket> {
+  static async connect(runtime: BunRuntime, path: string): Promise<ByteSocket> {
     const connection = new BunUnixSocket();
     connection.socket = await runtime.connect({
       unix: path,
@@ -83,7 +62,9 @@ class BunUnixSocket implements ByteSocket {
           connection.touch();
           connection.emit('data', data);
         },
-        drain: () => connection.flush(),
+        drain: () => {
+          if (connection.sendUnsent() && !connection.destroyed) connection.emit('drain');
+        },
         end: () => connection.emit('end'),
         error: (_s, error) => connection.emit('error', error),
         close: (_s, error) => {
@@ -99,29 +80,22 @@ class BunUnixSocket implements ByteSocket {
   write(data: Buffer | string): boolean {
     if (this.destroyed || !this.socket) return false;
     this.touch();
-    const bytes = typeof data === 'string' ? Buffer.from(data, 'latin1') : data;
-    if (this.unsent.length > 0) {
-      this.unsent.push(bytes);
-      return false;
-    }
-    const written = this.socket.write(bytes);
-    if (written >= bytes.length) return true;
-    this.unsent.push(bytes.subarray(Math.max(written, 0)));
-    return false;
+    this.unsent.push(typeof data === 'string' ? Buffer.from(data, 'latin1') : data);
+    return this.sendUnsent();
   }
 
-  /** Sends what the kernel did not take before; 'drain' once all of it is out. */
-  private flush(): void {
+  /** Writes the queued bytes, in order, as far as the kernel takes them; true once none are left. */
+  private sendUnsent(): boolean {
     while (this.unsent.length > 0 && this.socket && !this.destroyed) {
       const next = this.unsent[0] as Buffer;
       const written = this.socket.write(next);
       if (written < next.length) {
         this.unsent[0] = next.subarray(Math.max(written, 0));
-        return;
+        return false;
       }
       this.unsent.shift();
     }
-    if (!this.destroyed) this.emit('drain');
+    return this.unsent.length === 0;
   }
 
   pause(): void {

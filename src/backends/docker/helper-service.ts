@@ -28,9 +28,10 @@ done
  *   answer:   <id> o <stdout line> … <id> e <stderr line> … <id> x <exit code>
  *
  * Every attached client sees every answer and keeps those with its own ids. Requests name the
- * host script by its hash: the CPI puts the script into the helper once (one archive holding
- * /tmp/bosh-cpi-scripts/<hash>, then <hash>.ok, so a script is read only once complete), so a
- * helper serves every CPI version; an unknown hash is answered with exit code 254. The host's mount namespace is entered through the helper's containerd-shim
+ * host script by its hash: the CPI puts the script into the helper once (an exec writing
+ * /tmp/bosh-cpi-scripts/<hash>, then <hash>.ok, so a script is read only once complete; see
+ * HostHelper.installScript), so a helper serves every CPI version; an unknown hash is answered
+ * with exit code 254. The host's mount namespace is entered through the helper's containerd-shim
  * (its parent), found once at start.
  */
 export const HELPER_SERVICE = `

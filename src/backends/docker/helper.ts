@@ -314,7 +314,7 @@ export class HostHelper {
     // container by it (404 here).
     for (let attempt = 1; ; attempt++) {
       try {
-        await containers.start(HELPER_CONTAINER, this.startRaceMs, Math.min(this.startRaceMs, 2_000));
+        await containers.start(HELPER_CONTAINER, this.startRaceMs);
         return;
       } catch (e) {
         if (isStartRace(e) && replaceStuck) {

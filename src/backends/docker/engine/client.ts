@@ -84,6 +84,13 @@ export class DockerClient {
     return this.confirmed ?? MIN_API_VERSION;
   }
 
+  /** The engine refused the optimistic version (none is confirmed yet): negotiate and send again. */
+  private refusedTheVersion(res: { status: number; body: Buffer }): boolean {
+    return (
+      res.status === 400 && this.confirmed === undefined && VERSION_TOO_OLD.test(res.body.toString('utf8'))
+    );
+  }
+
   /** A confirmed version (negotiated when none is yet): for requests that cannot be repeated. */
   async apiVersion(): Promise<string> {
     return this.confirmed ?? this.negotiate();
@@ -109,12 +116,7 @@ export class DockerClient {
     const tried = this.versionToTry();
     const res = await this.transport.upgrade(DockerClient.versioned(tried, path, query));
     if (res.status === 101) this.confirmed ??= tried;
-    else if (
-      res.status === 400 &&
-      this.confirmed === undefined &&
-      'body' in res &&
-      VERSION_TOO_OLD.test(res.body.toString('utf8'))
-    )
+    else if ('body' in res && this.refusedTheVersion(res))
       return this.transport.upgrade(DockerClient.versioned(await this.negotiate(), path, query));
     return res;
   }
@@ -139,8 +141,7 @@ export class DockerClient {
       });
     const tried = repeatable ? this.versionToTry() : await this.apiVersion();
     let res = await send(tried);
-    if (res.status === 400 && this.confirmed === undefined && VERSION_TOO_OLD.test(res.body.toString('utf8')))
-      res = await send(await this.negotiate());
+    if (this.refusedTheVersion(res)) res = await send(await this.negotiate());
     else this.confirmed ??= tried;
     if (res.status >= 400 && !(opts.accept ?? []).includes(res.status))
       throw apiError(res.status, res.body, what);

@@ -2,15 +2,16 @@ import { DockerApiError, type DockerClient } from './client.ts';
 import { createTar, firstFileOf, type TarEntry } from './tar.ts';
 import type { ContainerInspect, ContainerSummary } from './types.ts';
 
-/** How long a start refused because another start is under way waits for that one. */
+/** How long a start refused because another start is under way keeps trying. */
 const START_RACE_WAIT_MS = 60_000;
+/** How long it waits for the other start each time before it tries again. */
 const OTHER_START_WAIT_MS = 2_000;
 
-/** /containers endpoints. */
 /** containerd's refusal of a start while a task of the container exists ("task <id>: already exists"). */
 export const isStartRace = (e: unknown): e is DockerApiError =>
   e instanceof DockerApiError && e.status === 500 && /already exists/i.test(e.apiMessage);
 
+/** /containers endpoints. */
 export class Containers {
   constructor(private readonly docker: DockerClient) {}
 
