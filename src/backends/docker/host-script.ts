@@ -127,21 +127,11 @@ restore_mounts() {
   return 0
 }
 
-lock_disk() { exec 8>"$D/locks/$1.lock"; flock 8; }
-
-# "leftover <mount point>" for each mount of <image>'s loop devices in the mount namespace of
-# process <pid> (a VM's init): copies that the host's unmount of the disk did not reach.
-vm_copies() { # <pid> <image>
-  [ "$1" != 0 ] && [ -r "/proc/$1/mountinfo" ] || return 0
-  for l in $(losetup -j "$2" | cut -d: -f1); do
-    d=$(cat "/sys/block/\${l#/dev/}/dev" 2>/dev/null) || continue
-    awk -v dev="$d" '$3 == dev { print "leftover " $5 }' "/proc/$1/mountinfo"
-  done
-}
-
 # snapshot-disk records the mount point it freezes in locks/<disk>.frozen until it has thawed it.
 # A snapshot killed in between (its helper killed with a restarting engine) leaves the disk frozen
 # and every write in the VM waiting: whoever takes the disk's lock next thaws it first.
+lock_disk() { exec 8>"$D/locks/$1.lock"; flock 8; thaw_leftover "$1"; }
+unlock_disk() { exec 8>&-; }
 thaw_leftover() { # <disk_cid>, under its lock
   [ -f "$D/locks/$1.frozen" ] || return 0
   frozen=$(cat "$D/locks/$1.frozen")
@@ -150,7 +140,18 @@ thaw_leftover() { # <disk_cid>, under its lock
   fi
   rm -f "$D/locks/$1.frozen"
 }
-unlock_disk() { exec 8>&-; }
+
+# Mounts of <image>'s loop devices in the mount namespace of process <pid> (a VM's init) are copies
+# the host's unmount of the disk did not reach: each is answered as "leftover <mount point>" with
+# E_LEFT_IN_VM, for the CPI to unmount inside the VM before it asks again.
+exit_if_left_in_vm() { # <pid> <image>
+  [ "$1" != 0 ] && [ -r "/proc/$1/mountinfo" ] || return 0
+  left=$(for l in $(losetup -j "$2" | cut -d: -f1); do
+    d=$(cat "/sys/block/\${l#/dev/}/dev" 2>/dev/null) || continue
+    awk -v dev="$d" '$3 == dev { print "leftover " $5 }' "/proc/$1/mountinfo"
+  done)
+  [ -z "$left" ] || { echo "$left"; exit "$E_LEFT_IN_VM"; }
+}
 
 # The kernel frees an autoclear loop device a moment after its last unmount, later still when
 # several unmounts run at once, so a disk detached a moment ago may still show one. Waits up to
@@ -315,14 +316,12 @@ const BODIES: Record<HostOperationName, string> = {
   [ -f "$D/disks/$cid/disk.img" ] || exit "$E_NOT_FOUND"
   isolate_vm_root "$pid"
   lock_disk "$cid"
-  thaw_leftover "$cid"
   [ -d "$mp" ] || exit "$E_NOT_ATTACHED"
   if ! mountpoint -q "$mp"; then
     # Recorded but not mounted: the host restarted and the disk could not be mounted again, or an
     # earlier detach unmounted it and a copy in the VM that the unmount did not reach is left (the
     # CPI unmounts it inside the VM, then asks again).
-    left=$(vm_copies "$pid" "$D/disks/$cid/disk.img")
-    if [ -n "$left" ]; then echo "$left"; exit "$E_LEFT_IN_VM"; fi
+    exit_if_left_in_vm "$pid" "$D/disks/$cid/disk.img"
     remove_dir "$mp" || die 1 "cannot remove the mount point $mp"
     list_mounts "$vm"
     exit 0
@@ -357,8 +356,7 @@ const BODIES: Record<HostOperationName, string> = {
   if [ -n "$(losetup -j "$D/disks/$cid/disk.img")" ]; then
     # A copy in the VM the unmount did not reach (seen after a reboot of a host whose / is shared):
     # the CPI unmounts it inside the VM, as the agent's own leftovers, then asks again.
-    left=$(vm_copies "$pid" "$D/disks/$cid/disk.img")
-    if [ -n "$left" ]; then echo "$left"; exit "$E_LEFT_IN_VM"; fi
+    exit_if_left_in_vm "$pid" "$D/disks/$cid/disk.img"
     # Still mounted somewhere we could not see: put it back rather than leave it half-detached,
     # and name the mount namespaces (one process each) that still have it.
     seen=" "; where=""
@@ -378,7 +376,6 @@ const BODIES: Record<HostOperationName, string> = {
   # A mount left behind by a VM that no longer exists.
   mp="$D/mounts/$vm/$cid"
   lock_disk "$cid"
-  thaw_leftover "$cid"
   if mountpoint -q "$mp" 2>/dev/null; then umount "$mp"; fi
   remove_dir "$mp" || true
 `,
@@ -413,7 +410,7 @@ const BODIES: Record<HostOperationName, string> = {
     for m in "$D/mounts/$vm"/* "$D/mounts/$vm"/.[!.]*; do
       [ -e "$m" ] || continue
       cid=\${m##*/}
-      [ -f "$D/disks/$cid/disk.img" ] && lock_disk "$cid" && thaw_leftover "$cid"
+      [ -f "$D/disks/$cid/disk.img" ] && lock_disk "$cid"
       if mountpoint -q "$m"; then umount "$m" || { busy="$busy disk $cid"; unlock_disk; continue; }; fi
       if [ -d "$m" ]; then remove_dir "$m" || true
       else mkdir -p "$D/stray"; mv "$m" "$D/stray/$(date -u +%Y%m%dT%H%M%SZ)-$$-$vm-$cid" && echo "warning moved the unexpected file $m to $D/stray"
@@ -462,7 +459,6 @@ const BODIES: Record<HostOperationName, string> = {
   img="$D/disks/$cid/disk.img"
   [ -f "$img" ] || exit "$E_NOT_FOUND"
   lock_disk "$cid"
-  thaw_leftover "$cid"
   tmp=$(fresh_name "$D/snapshots" creating "$snap")
   mkdir "$tmp"
   mp=""
