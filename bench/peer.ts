@@ -5,11 +5,15 @@
  *
  *   npm run bench -- --peer "<command>" --peer-config <file> [--docker-host unix:///path/docker.sock]
  *                    [--api-version 1.41] [--reps 10] [--methods info,has_vm,...,attach_disk,get_disks,detach_disk]
- *                    [--ours <other bin/cpi>]
+ *                    [--ours <another build's executable or bin/cpi>]
  *                    [--stemcell <stemcell tgz>] [--network dynamic|manual]
  *
  * The peer is run as `<command words…> <peer-config>` (no shell) with CPI_CONFIG=<peer-config> in its
  * environment, one request on stdin, as BOSH runs a CPI; e.g. `--peer "/path/cpi -configPath"`.
+ * This CPI is run the same way: its compiled executable (dist/cpi, what the release packages)
+ * with the config path, not through bin/cpi. In a deployment each is started by its release's job
+ * wrapper (ours /bin/sh, the Go CPI's bash), one more program per call for both; leaving both out
+ * compares the CPIs themselves (the wrapper costs ~3 ms here).
  * This CPI runs on --docker-host, by default the first unix:// URL found in the peer's config (so
  * both use the same engine), with a config of its own (a fresh data_dir, the pinned API version
  * if --api-version is given). Both create VMs from the same small stemcell image, on one
@@ -24,7 +28,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildStemcell } from '../test/support/stemcell.ts';
 import { Bench, comparisonOptions } from './lib/context.ts';
-import { type CpiResult, CpiRunner } from './lib/cpi.ts';
+import { COMPILED_CPI, type CpiResult, CpiRunner } from './lib/cpi.ts';
 import { fmt, ratio, summarize, table } from './lib/stats.ts';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -86,13 +90,14 @@ export async function peerMain(argv: string[]): Promise<void> {
     comparisonOptions(reps, { ...(dockerHost ? { dockerHost } : {}), ...(apiVersion ? { apiVersion } : {}) }),
   );
   const [peerBin, ...peerArgs] = command.split(/\s+/).filter(Boolean) as [string, ...string[]];
-  const oursBin = option(argv, 'ours');
   const runners = {
-    ours: oursBin ? new CpiRunner(bench.configPath, bench.directorUuid, oursBin) : bench.cpi,
+    ours: new CpiRunner(bench.configPath, bench.directorUuid, option(argv, 'ours') ?? COMPILED_CPI),
     peer: new CpiRunner(peerConfig, bench.directorUuid, peerBin),
   };
   runners.peer.argv = [...peerArgs, peerConfig];
   runners.peer.extraEnv = { CPI_CONFIG: peerConfig };
+  // What bin/cpi and the release's wrapper do before starting the executable.
+  runners.ours.extraEnv = { NODE_EXTRA_CA_CERTS: undefined };
   const samples: Record<string, { ours: number[]; peer: number[] }> = {};
   /** Methods the peer does not implement or fails on this engine: method → its first error. */
   const unsupported = new Map<string, string>();

@@ -11,6 +11,8 @@ import {
 
 export const REPO = join(import.meta.dirname, '../..');
 export const CPI_BIN = join(REPO, 'bin/cpi');
+/** The executable bin/cpi runs (and the release packages): what a comparison with another CPI's binary runs. */
+export const COMPILED_CPI = join(REPO, 'dist/cpi');
 
 export type CpiError = CpiErrorBody;
 

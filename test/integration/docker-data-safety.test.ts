@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { containerOf, docker, dockerTry, freeSubnet, inVm } from '../support/docker.ts';
+import { HELPER_CONTAINER } from '../../src/backends/docker/helper.ts';
+import { Cpi, writeConfig } from '../support/cpi.ts';
+import { containerOf, docker, dockerTry, freeSubnet, inVm, removeDataDir } from '../support/docker.ts';
 import { type DockerFixture, dockerFixture } from '../support/fixture.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -52,6 +54,55 @@ describe('Docker backend: data safety', () => {
       'no temporary file left',
     );
     await fx.cpi.call('delete_disk', [disk]);
+  });
+
+  test('disk lookups the helper cannot answer from its own view are answered by the host', async () => {
+    // A record that is not one unterminated line (edited by hand): read on the host, merged, kept.
+    const disk = await fx.cpi.call<string>('create_disk', [32, {}, null]);
+    const file = `${fx.dataDir}/disks/${disk}/metadata.json`;
+    const created = JSON.parse(readFileSync(file, 'utf8'));
+    writeFileSync(file, `${JSON.stringify({ ...created, note: 'by hand' }, null, 2)}\n`);
+    await fx.cpi.call('set_disk_metadata', [disk, { deployment: 'hand' }]);
+    const merged = JSON.parse(readFileSync(file, 'utf8'));
+    assert.deepEqual(
+      [merged.cpi, merged.note, merged.bosh],
+      [created.cpi, 'by hand', { deployment: 'hand' }],
+    );
+    await fx.cpi.call('delete_disk', [disk]);
+
+    // A data dir reached through an absolute symlink: the helper resolves it inside its own root,
+    // where it is not, so only the host can say the disk is there.
+    const real = `${fx.dataDir}-real`;
+    const link = `${fx.dataDir}-link`;
+    execFileSync('mkdir', ['-p', real]);
+    execFileSync('ln', ['-sfn', real, link]);
+    const linkConfig = writeConfig({
+      ...JSON.parse(readFileSync(fx.configPath, 'utf8')).cloud.properties,
+      docker: { data_dir: link },
+    });
+    const viaLink = new Cpi(linkConfig, 2);
+    viaLink.context = { director_uuid: fx.director };
+    try {
+      const linked = await viaLink.call<string>('create_disk', [32, {}, null]);
+      assert.ok(existsSync(`${real}/disks/${linked}/disk.img`));
+      assert.notEqual(
+        dockerTry('exec', HELPER_CONTAINER, 'test', '-e', `/host${link}/disks/${linked}/disk.img`).code,
+        0,
+        "the helper's own view misses the disk",
+      );
+      assert.equal(await viaLink.call('has_disk', [linked]), true);
+      await viaLink.call('set_disk_metadata', [linked, { deployment: 'linked' }]);
+      assert.equal(
+        JSON.parse(readFileSync(`${real}/disks/${linked}/metadata.json`, 'utf8')).bosh.deployment,
+        'linked',
+      );
+      await viaLink.call('delete_disk', [linked]);
+      assert.equal(await viaLink.call('has_disk', [linked]), false);
+    } finally {
+      rmSync(link, { force: true });
+      rmSync(dirname(linkConfig), { recursive: true, force: true });
+      removeDataDir(real);
+    }
   });
 
   test('a mount point whose disk is missing refuses writes from the host and from the VM; reboot_vm mounts it again before the agent starts', async () => {

@@ -157,7 +157,8 @@ describe('host script: set-disk-metadata replaces only what the caller read', ()
     mkdirSync(join(dataDir, 'locks'));
     writeFileSync(join(dataDir, 'disks', disk, 'metadata.json'), '{"cpi":{"size_mib":1},"bosh":{}}');
     const read = run('read-disk-metadata', [disk]);
-    assert.equal(read.stdout, 'metadata {"cpi":{"size_mib":1},"bosh":{}}\n');
+    const record = '{"cpi":{"size_mib":1},"bosh":{}}';
+    assert.equal(read.stdout, `metadata ${Buffer.from(record).toString('base64')}\n`);
     const stale = run(
       'set-disk-metadata',
       encodeHostArgs('set-disk-metadata', [disk, '{"other":1}', { x: 1 }]),
@@ -172,5 +173,19 @@ describe('host script: set-disk-metadata replaces only what the caller read', ()
     assert.equal(ok.status, 0, ok.stderr);
     assert.equal(readFileSync(join(dataDir, 'disks', disk, 'metadata.json'), 'utf8'), '{"y":2}');
     assert.deepEqual(readdirSync(join(dataDir, 'disks', disk)), ['metadata.json'], 'no temporary file left');
+
+    // A record of several lines (edited by hand) is read whole and replaced when it is what was read.
+    const edited = '{\n  "cpi": {"size_mib": 1}\n}\n';
+    writeFileSync(join(dataDir, 'disks', disk, 'metadata.json'), edited);
+    const whole = run('read-disk-metadata', [disk]);
+    assert.equal(whole.stdout, `metadata ${Buffer.from(edited).toString('base64')}\n`);
+    const firstLine = run('set-disk-metadata', encodeHostArgs('set-disk-metadata', [disk, '{', { z: 0 }]));
+    assert.equal(hostOutcome('set-disk-metadata', firstLine.status ?? -1), 'changed');
+    const replaced = run(
+      'set-disk-metadata',
+      encodeHostArgs('set-disk-metadata', [disk, edited.replace(/\n+$/, ''), { z: 3 }]),
+    );
+    assert.equal(replaced.status, 0, replaced.stderr);
+    assert.equal(readFileSync(join(dataDir, 'disks', disk, 'metadata.json'), 'utf8'), '{"z":3}');
   });
 });

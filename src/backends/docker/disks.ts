@@ -11,6 +11,7 @@ import {
 import type { DockerContext } from './context.ts';
 import { execInContainer } from './engine/exec.ts';
 import type { HostResult } from './helper.ts';
+import { DATA_DIR_PATHS } from './host-script.ts';
 import { isId, newId, parseId } from './ids.ts';
 import { diskHint, readSettings, syncPersistentDisks } from './settings-file.ts';
 import { findVm, isolateVmRoot, mountDisksForVm, requireVm, startContainer } from './vms.ts';
@@ -82,6 +83,7 @@ export async function deleteDisk(ctx: DockerContext, diskCid: DiskCid): Promise<
 
 export async function hasDisk(ctx: DockerContext, diskCid: DiskCid): Promise<boolean> {
   if (!isId('disk', diskCid)) return false;
+  if ((await ctx.host.look(DATA_DIR_PATHS.diskImage(diskCid))) === 'file') return true;
   const res = await ctx.host.run('has-disk', [diskCid]);
   if (res.outcome === 'notFound') return false;
   if (res.outcome !== 'done') fail(res, `Looking up disk '${diskCid}' failed`);
@@ -100,10 +102,7 @@ export async function setDiskMetadata(
 ): Promise<void> {
   requireDiskId(diskCid);
   for (let attempt = 1; ; attempt++) {
-    const read = await ctx.host.run('read-disk-metadata', [diskCid]);
-    if (read.outcome === 'notFound') throw diskNotFound(diskCid);
-    if (read.outcome !== 'done') fail(read, `Reading the metadata of disk '${diskCid}' failed`);
-    const current = read.lines.find(([k]) => k === 'metadata')?.[1] ?? '';
+    const current = await readDiskMetadata(ctx, diskCid);
     const merged = mergeDiskMetadata(current, metadata, new Date().toISOString());
     const res = await ctx.host.run('set-disk-metadata', [diskCid, current, merged]);
     if (res.outcome === 'notFound') throw diskNotFound(diskCid);
@@ -113,6 +112,18 @@ export async function setDiskMetadata(
     if (res.outcome !== 'done') fail(res, `Setting metadata of disk '${diskCid}' failed`);
     return;
   }
+}
+
+/** The disk's metadata record as text: seen by the helper, else read on the host (a missing record is ""). */
+async function readDiskMetadata(ctx: DockerContext, diskCid: DiskCid): Promise<string> {
+  const seen = await ctx.host.readText(DATA_DIR_PATHS.diskMetadata(diskCid));
+  if (seen !== undefined) return seen;
+  const read = await ctx.host.run('read-disk-metadata', [diskCid]);
+  if (read.outcome === 'notFound') throw diskNotFound(diskCid);
+  if (read.outcome !== 'done') fail(read, `Reading the metadata of disk '${diskCid}' failed`);
+  const encoded = read.lines.find(([k]) => k === 'metadata')?.[1] ?? '';
+  // As set-disk-metadata compares it: $(cat …), which drops trailing newlines.
+  return Buffer.from(encoded, 'base64').toString('utf8').replace(/\n+$/, '');
 }
 
 /** The record with the Director's keys merged into `bosh`; an unreadable record is kept as text. */

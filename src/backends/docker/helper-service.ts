@@ -26,6 +26,15 @@ done
  *
  *   request:  <id> <script hash> <operation> <data_dir> <args…>    (words; see encodeWord)
  *   answer:   <id> o <stdout line> … <id> e <stderr line> … <id> x <exit code>
+ *   lookups:  <id> look <host path>  →  <id> o file | <id> o dir, then <id> x 0; else <id> x 1
+ *             <id> read <host path>  →  <id> o text <the file's text>, <id> x 0; else <id> x 1
+ *
+ * Lookups are answered by the loop itself, without starting a process (each costs milliseconds:
+ * a fork, nsenter, sh and the script's parse), from the host's root as bound at /host. That view
+ * can miss what the host sees (a path through an absolute symlink resolves inside the helper), so
+ * only what it finds is an answer: `x 1` means "not seen here", and the caller asks the host
+ * through an operation. `read` gives a file's text only when it is one unterminated line of at
+ * most LOOK_TEXT_BYTES bytes (sh reads byte by byte: only for small text files).
  *
  * Every attached client sees every answer and keeps those with its own ids. Requests name the
  * host script by its hash: the CPI puts the script into the helper once (an exec writing
@@ -34,6 +43,9 @@ done
  * with exit code 254. The host's mount namespace is entered through the helper's containerd-shim
  * (its parent), found once at start.
  */
+/** The longest file text a lookup gives (see HELPER_SERVICE): its answer stays one pipe write. */
+export const LOOK_TEXT_BYTES = 3000;
+
 export const HELPER_SERVICE = `
 ${FIND_ENGINE_SHIM}[ -n "$pid" ] || { echo "cannot find this engine's containerd-shim among the host's processes" >&2; exit 90; }
 mkdir -p /tmp/bosh-cpi-scripts /tmp/bosh-cpi-run
@@ -41,8 +53,22 @@ trap 'exit 0' TERM INT
 while IFS= read -r line; do
   set -f; set -- $line; set +f
   [ $# -ge 3 ] || continue
-  id=$1; hash=$2; shift 2
-  case $id$hash in *[!0-9a-f]*) continue;; esac
+  id=$1
+  case $id in *[!0-9a-f]*) continue;; esac
+  case $2 in look | read)
+    p=/host$3; t=
+    case $p in *\\\\*) ;; *)
+      if [ "$2" = look ]; then
+        if [ -d "$p" ]; then t=dir; elif [ -f "$p" ]; then t=file; fi
+      elif [ -f "$p" ] && [ -r "$p" ] && m= && ! IFS= read -r m < "$p" && [ \${#m} -le ${LOOK_TEXT_BYTES} ]; then
+        t="text $m"
+      fi;;
+    esac
+    if [ -n "$t" ]; then printf '%s o %s\\n%s x 0\\n' "$id" "$t" "$id"; else printf '%s x 1\\n' "$id"; fi
+    continue;;
+  esac
+  hash=$2; shift 2
+  case $hash in *[!0-9a-f]*) continue;; esac
   eval "s=\\\${script_$hash-}"
   if [ -z "$s" ] && [ -e "/tmp/bosh-cpi-scripts/$hash.ok" ]; then
     s=$(cat "/tmp/bosh-cpi-scripts/$hash"); eval "script_$hash=\\$s"
@@ -61,8 +87,8 @@ while IFS= read -r line; do
     nsenter -t "$pid" -m -- /bin/sh -c "$s" bosh-cpi-host "$@" > "$f.o" 2> "$f.e" || rc=$?
     while IFS= read -r l || [ -n "$l" ]; do printf '%s o %s\\n' "$id" "$l"; done < "$f.o"
     while IFS= read -r l || [ -n "$l" ]; do printf '%s e %s\\n' "$id" "$l"; done < "$f.e"
-    rm -f "$f.o" "$f.e"
     printf '%s x %s\\n' "$id" "$rc"
+    rm -f "$f.o" "$f.e"
   ) &
 done
 `;

@@ -26,10 +26,11 @@ import { LABELS } from './labels.ts';
 
 /**
  * Bumped whenever the helper's container spec changes, so an older helper is replaced. Version 5
- * runs the helper service (helper-service.ts). Helpers of other versions are left running: a CPI
- * build still using one (it execs there) keeps working; remove an idle one by hand.
+ * runs the helper service (helper-service.ts); 7 adds its lookups (6 named a design since dropped).
+ * Helpers of other versions are left running: a CPI build still using one keeps working; remove
+ * an idle one by hand.
  */
-export const HELPER_CONTAINER = 'bosh-cpi-helper-5';
+export const HELPER_CONTAINER = 'bosh-cpi-helper-7';
 /** Earlier helpers of this same design, which nothing uses any more. */
 const SUPERSEDED_HELPERS = ['bosh-cpi-helper-3'];
 /** How long a start of the helper waits out a start racing it before the helper is made anew. */
@@ -168,6 +169,29 @@ export class HostHelper {
       lines,
       stderr: result.stderr.trim(),
     };
+  }
+
+  /**
+   * What the helper sees at `relative` under the data dir, answered by the helper service itself
+   * (no process started; see HELPER_SERVICE). Undefined is no answer: the host may still have
+   * it, and only an operation can tell.
+   */
+  async look(relative: string): Promise<'file' | 'dir' | undefined> {
+    const seen = await this.lookup('look', relative);
+    return seen === 'file' || seen === 'dir' ? seen : undefined;
+  }
+
+  /** A small text file's content (one unterminated line) as the helper sees it; undefined as for look. */
+  async readText(relative: string): Promise<string | undefined> {
+    const seen = await this.lookup('read', relative);
+    return seen?.startsWith('text ') ? seen.slice(5) : undefined;
+  }
+
+  private async lookup(kind: 'look' | 'read', relative: string): Promise<string | undefined> {
+    const words = [kind, encodeWord(`${this.dataDir}/${relative}`)];
+    if (words.join(' ').length > MAX_REQUEST_BYTES) return undefined;
+    const result = await this.withHelper(() => this.request(words));
+    return result.exitCode === 0 ? result.stdout.replace(/\n$/, '') : undefined;
   }
 
   /**

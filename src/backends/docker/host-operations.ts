@@ -68,6 +68,7 @@ export const HOST_OPERATIONS = {
   ),
   'has-disk': operation([diskCid()], ['notFound']),
   'delete-disk': operation([diskCid()], ['notFound', 'inUseElsewhere', 'busy']),
+  /** Says `metadata <the record, base64>`. */
   'read-disk-metadata': operation([diskCid()], ['notFound']),
   'set-disk-metadata': operation([diskCid(), text('expected'), json('meta')], ['notFound', 'changed']),
   'attach-disk': operation([vmCid(), diskCid(), whole('pid')], ['notFound', 'inUseElsewhere', 'busy']),

@@ -23,6 +23,7 @@
  * Creation and deletion go through a `.creating-` / `.deleting-` name and one rename, so a
  * killed call leaves either the whole object or a leftover that no lookup mistakes for one.
  */
+import type { DiskCid } from '../../cpi/types.ts';
 import {
   HOST_EXIT_CODES,
   HOST_OPERATIONS,
@@ -40,6 +41,12 @@ const SHELL_NAMES: Record<HostOutcomeName, string> = {
   noSpace: 'E_NO_SPACE',
   leftInVm: 'E_LEFT_IN_VM',
   changed: 'E_CHANGED',
+};
+
+/** Files of the layout above that the CPI also looks up directly (HostHelper.look), relative to data_dir. */
+export const DATA_DIR_PATHS = {
+  diskImage: (cid: DiskCid) => `disks/${cid}/disk.img`,
+  diskMetadata: (cid: DiskCid) => `disks/${cid}/metadata.json`,
 };
 
 /** A host file listing every data dir in use, so the helper can mount their disks again after a reboot. */
@@ -275,7 +282,8 @@ const BODIES: Record<HostOperationName, string> = {
 `,
   'read-disk-metadata': `
   [ -d "$D/disks/$cid" ] || exit "$E_NOT_FOUND"
-  printf 'metadata %s\\n' "$(cat "$D/disks/$cid/metadata.json" 2>/dev/null || true)"
+  # base64: a record of several lines (edited by hand) arrives whole.
+  printf 'metadata %s\\n' "$(base64 -w0 "$D/disks/$cid/metadata.json" 2>/dev/null || true)"
 `,
   'set-disk-metadata': `
   # Replaces the record only if it is still what the caller read (expected), under the disk's lock.
@@ -283,8 +291,11 @@ const BODIES: Record<HostOperationName, string> = {
   [ -d "$dir" ] || exit "$E_NOT_FOUND"
   lock_disk "$cid"
   [ -d "$dir" ] || exit "$E_NOT_FOUND"
-  [ "$(cat "$dir/metadata.json" 2>/dev/null || true)" = "$expected" ] || exit "$E_CHANGED"
-  tmp=$(mktemp "$dir/.metadata.json.XXXXXX")
+  # One unterminated line (the usual record) is read without starting cat; anything else with it.
+  current=
+  if { IFS= read -r current < "$dir/metadata.json"; } 2>/dev/null; then current=$(cat "$dir/metadata.json"); fi
+  [ "$current" = "$expected" ] || exit "$E_CHANGED"
+  tmp="$dir/.metadata.json.$$"
   trap 'rm -f "$tmp"' EXIT
   printf '%s' "$meta" > "$tmp"
   mv "$tmp" "$dir/metadata.json"
