@@ -40,6 +40,10 @@ const compile = spawnSync(
     // A compiled Bun executable would otherwise read .env and bunfig.toml from its working directory.
     '--no-compile-autoload-dotenv',
     '--no-compile-autoload-bunfig',
+    // Each call is a short process: code tiers up to the JIT after 10× the usual calls, so a call
+    // spends less on compiling what it runs a few times (~1 ms of ~10; bench/README.md). A long
+    // loop still reaches the JIT within a moment.
+    '--compile-jit-policy=10',
     BUNDLE,
     '--outfile',
     partial,
