@@ -18,6 +18,9 @@ while [ -n "$p" ] && [ "$p" -gt 1 ]; do
 done
 `;
 
+/** The longest file text a lookup gives (see HELPER_SERVICE): its answer stays one pipe write. */
+export const LOOK_TEXT_BYTES = 3000;
+
 /**
  * The helper's main process: a shell serving host operations read from its stdin, one request a
  * line, each run in the background so that slow operations do not hold up others. A CPI attaches
@@ -43,9 +46,6 @@ done
  * with exit code 254. The host's mount namespace is entered through the helper's containerd-shim
  * (its parent), found once at start.
  */
-/** The longest file text a lookup gives (see HELPER_SERVICE): its answer stays one pipe write. */
-export const LOOK_TEXT_BYTES = 3000;
-
 export const HELPER_SERVICE = `
 ${FIND_ENGINE_SHIM}[ -n "$pid" ] || { echo "cannot find this engine's containerd-shim among the host's processes" >&2; exit 90; }
 mkdir -p /tmp/bosh-cpi-scripts /tmp/bosh-cpi-run
