@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,9 +8,9 @@ import type { AgentSettings } from '../../src/agent/settings.ts';
 import type { DockerContext } from '../../src/backends/docker/context.ts';
 import { mergeDiskMetadata, syncSettings } from '../../src/backends/docker/disks.ts';
 import { encodeHostArgs, hostOutcome } from '../../src/backends/docker/host-operations.ts';
-import { HOST_SCRIPT } from '../../src/backends/docker/host-script.ts';
 import { startCommand, waitForDisksScript } from '../../src/backends/docker/start-command.ts';
 import { CpiFailure } from '../../src/rpc/errors.ts';
+import { runHostScript } from '../support/host-script.ts';
 import { diskCid, vmCid } from '../support/ids.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'cpi-data-safety-'));
@@ -151,8 +151,7 @@ describe('host script: set-disk-metadata replaces only what the caller read', ()
   test('a record changed since it was read answers changed and stays as it is', () => {
     const dataDir = mkdtempSync(join(work, 'data-'));
     const disk = diskCid('disk-0b7e5a1c-7b7a-4d8e-9a1b-1234567890ab');
-    const run = (op: string, args: string[]) =>
-      spawnSync('sh', ['-c', HOST_SCRIPT, 'sh', op, dataDir, ...args], { encoding: 'utf8' });
+    const run = (op: string, args: string[]) => runHostScript(dataDir, op, args);
     mkdirSync(join(dataDir, 'disks', disk), { recursive: true });
     mkdirSync(join(dataDir, 'locks'));
     writeFileSync(join(dataDir, 'disks', disk, 'metadata.json'), '{"cpi":{"size_mib":1},"bosh":{}}');
@@ -163,14 +162,14 @@ describe('host script: set-disk-metadata replaces only what the caller read', ()
       'set-disk-metadata',
       encodeHostArgs('set-disk-metadata', [disk, '{"other":1}', { x: 1 }]),
     );
-    assert.equal(hostOutcome('set-disk-metadata', stale.status ?? -1), 'changed');
+    assert.equal(hostOutcome('set-disk-metadata', stale.code ?? -1), 'changed');
     assert.equal(
       readFileSync(join(dataDir, 'disks', disk, 'metadata.json'), 'utf8'),
       '{"cpi":{"size_mib":1},"bosh":{}}',
     );
     const current = '{"cpi":{"size_mib":1},"bosh":{}}';
     const ok = run('set-disk-metadata', encodeHostArgs('set-disk-metadata', [disk, current, { y: 2 }]));
-    assert.equal(ok.status, 0, ok.stderr);
+    assert.equal(ok.code, 0, ok.stderr);
     assert.equal(readFileSync(join(dataDir, 'disks', disk, 'metadata.json'), 'utf8'), '{"y":2}');
     assert.deepEqual(readdirSync(join(dataDir, 'disks', disk)), ['metadata.json'], 'no temporary file left');
 
@@ -180,12 +179,12 @@ describe('host script: set-disk-metadata replaces only what the caller read', ()
     const whole = run('read-disk-metadata', [disk]);
     assert.equal(whole.stdout, `metadata ${Buffer.from(edited).toString('base64')}\n`);
     const firstLine = run('set-disk-metadata', encodeHostArgs('set-disk-metadata', [disk, '{', { z: 0 }]));
-    assert.equal(hostOutcome('set-disk-metadata', firstLine.status ?? -1), 'changed');
+    assert.equal(hostOutcome('set-disk-metadata', firstLine.code ?? -1), 'changed');
     const replaced = run(
       'set-disk-metadata',
       encodeHostArgs('set-disk-metadata', [disk, edited.replace(/\n+$/, ''), { z: 3 }]),
     );
-    assert.equal(replaced.status, 0, replaced.stderr);
+    assert.equal(replaced.code, 0, replaced.stderr);
     assert.equal(readFileSync(join(dataDir, 'disks', disk, 'metadata.json'), 'utf8'), '{"z":3}');
   });
 });

@@ -25,6 +25,7 @@ import {
   userDataJson,
 } from '../../src/backends/docker/settings-file.ts';
 import { installStagedSettingsScript, startCommand } from '../../src/backends/docker/start-command.ts';
+import { runHostScript } from '../support/host-script.ts';
 import { vmCid } from '../support/ids.ts';
 
 /** The host script run directly in a scratch data_dir (no helper, no nsenter), as in host-script.test.ts. */
@@ -33,10 +34,7 @@ after(() => rmSync(work, { recursive: true, force: true }));
 const dataDir = join(work, 'data');
 mkdirSync(dataDir);
 
-function host(op: string, args: string[]) {
-  const r = spawnSync('sh', ['-c', HOST_SCRIPT, 'sh', op, dataDir, ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr.trim() };
-}
+const host = (op: string, args: string[]) => runHostScript(dataDir, op, args);
 
 const VM = vmCid('vm-0b7e5a1c-7b7a-4d8e-9a1b-1234567890ab');
 /** Large enough for three parts, with the characters a real settings file has. */

@@ -11,16 +11,14 @@ import {
   hostOutcome,
 } from '../../src/backends/docker/host-operations.ts';
 import { HOST_SCRIPT } from '../../src/backends/docker/host-script.ts';
+import { runHostScript } from '../support/host-script.ts';
 import { diskCid, snapshotCid, vmCid } from '../support/ids.ts';
 
 /** The script run directly in a scratch data_dir (no helper, no nsenter): only operations that need no mount. */
 const dataDir = mkdtempSync(join(tmpdir(), 'host-script-'));
 after(() => rmSync(dataDir, { recursive: true, force: true }));
 
-function run(op: string, args: string[]) {
-  const r = spawnSync('sh', ['-c', HOST_SCRIPT, 'sh', op, dataDir, ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr.trim() };
-}
+const run = (op: string, args: string[]) => runHostScript(dataDir, op, args);
 
 const DISK = diskCid('disk-0b7e5a1c-7b7a-4d8e-9a1b-1234567890ab');
 const SNAP = snapshotCid('snap-0b7e5a1c-7b7a-4d8e-9a1b-1234567890ab');
