@@ -136,11 +136,14 @@ async function scenario(stemcellTgz: string, root: 'shared' | 'private', work: s
     );
     // Detached means no copy of the disk is left anywhere: its loop device goes (autoclear).
     const released = Date.now() + 5000;
-    while (loopsUnder(`${dataDir}/disks/${disk}`).length > 0 && Date.now() < released)
+    let holding = loopsUnder(`${dataDir}/disks/${disk}`);
+    while (holding.length > 0 && Date.now() < released) {
       await new Promise((r) => setTimeout(r, 200));
+      holding = loopsUnder(`${dataDir}/disks/${disk}`);
+    }
     check(
-      loopsUnder(`${dataDir}/disks/${disk}`).length === 0,
-      `${root} /: after detach_disk no loop device holds the disk (${JSON.stringify(loopsUnder(`${dataDir}/disks/${disk}`))})`,
+      holding.length === 0,
+      `${root} /: after detach_disk no loop device holds the disk (${JSON.stringify(holding)})`,
     );
     const del = await cpi.run('delete_vm', [vm]);
     check(

@@ -31,6 +31,23 @@ describe('Docker backend: data safety', () => {
     await fx?.cleanup();
   });
 
+  /** A new VM with a new disk attached, holding the file `data` ("precious"); mp is its mount point on the host. */
+  async function vmWithPreciousDisk(agentId: string, host: number) {
+    const [vm] = await fx.cpi.call<[string]>('create_vm', [
+      agentId,
+      fx.stemcell,
+      {},
+      fx.manual(host),
+      [],
+      {},
+    ]);
+    const c = containerOf(vm);
+    const disk = await fx.cpi.call<string>('create_disk', [32, {}, vm]);
+    await fx.cpi.call('attach_disk', [vm, disk]);
+    inVm(c, `echo precious > /warden-cpi-dev/${disk}/data`);
+    return { vm, c, disk, mp: `${fx.dataDir}/mounts/${vm}/${disk}` };
+  }
+
   test('set_disk_metadata merges into the record written at creation; concurrent calls all land', async () => {
     const disk = await fx.cpi.call<string>('create_disk', [32, { type: 'fast' }, null]);
     const file = `${fx.dataDir}/disks/${disk}/metadata.json`;
@@ -106,19 +123,7 @@ describe('Docker backend: data safety', () => {
   });
 
   test('a mount point whose disk is missing refuses writes from the host and from the VM; reboot_vm mounts it again before the agent starts', async () => {
-    const [vm] = await fx.cpi.call<[string]>('create_vm', [
-      'agent-ds1',
-      fx.stemcell,
-      {},
-      fx.manual(40),
-      [],
-      {},
-    ]);
-    const c = containerOf(vm);
-    const disk = await fx.cpi.call<string>('create_disk', [32, {}, vm]);
-    await fx.cpi.call('attach_disk', [vm, disk]);
-    const mp = `${fx.dataDir}/mounts/${vm}/${disk}`;
-    inVm(c, `echo precious > /warden-cpi-dev/${disk}/data`);
+    const { vm, c, disk, mp } = await vmWithPreciousDisk('agent-ds1', 40);
     await until(
       'the agent stand-in started',
       () => dockerTry('exec', c, 'test', '-e', '/var/vcap/bosh/agent-ready').code === 0,
@@ -162,19 +167,7 @@ describe('Docker backend: data safety', () => {
   });
 
   test('a disk left frozen by an interrupted snapshot is thawed by the next snapshot_disk or detach_disk', async () => {
-    const [vm] = await fx.cpi.call<[string]>('create_vm', [
-      'agent-ds-freeze',
-      fx.stemcell,
-      {},
-      fx.manual(41),
-      [],
-      {},
-    ]);
-    const c = containerOf(vm);
-    const disk = await fx.cpi.call<string>('create_disk', [32, {}, vm]);
-    await fx.cpi.call('attach_disk', [vm, disk]);
-    const mp = `${fx.dataDir}/mounts/${vm}/${disk}`;
-    inVm(c, `echo precious > /warden-cpi-dev/${disk}/data`);
+    const { vm, c, disk, mp } = await vmWithPreciousDisk('agent-ds-freeze', 41);
     // What a snapshot killed between its freeze and its thaw leaves (the helper was killed with the engine).
     const leaveFrozen = () => {
       writeFileSync(`${fx.dataDir}/locks/${disk}.frozen`, mp);
