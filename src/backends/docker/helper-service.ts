@@ -96,6 +96,9 @@ done
 /** Requests longer than this go through exec instead: a pipe write of at most PIPE_BUF bytes is never interleaved. */
 export const MAX_REQUEST_BYTES = 3500;
 
+/** Whether a request of these words goes to the service as one line (else through exec, or not at all). */
+export const fitsOneRequest = (words: string[]): boolean => words.join(' ').length <= MAX_REQUEST_BYTES;
+
 /** Exit code of a request naming a script the helper does not have yet. */
 export const UNKNOWN_SCRIPT = 254;
 

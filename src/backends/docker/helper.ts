@@ -7,9 +7,9 @@ import { createTar } from './engine/tar.ts';
 import {
   encodeWord,
   FIND_ENGINE_SHIM,
+  fitsOneRequest,
   HELPER_SERVICE,
   HelperConnection,
-  MAX_REQUEST_BYTES,
   type ServiceResult,
   scriptHash,
   UNKNOWN_SCRIPT,
@@ -151,7 +151,7 @@ export class HostHelper {
     const argv = [operation, this.dataDir, ...encodeHostArgs(operation, args)];
     const what = `Running '${operation}' on the Docker host`;
     const words = [scriptHash(HOST_SCRIPT), ...argv.map(encodeWord)];
-    const viaService = words.join(' ').length <= MAX_REQUEST_BYTES;
+    const viaService = fitsOneRequest(words);
     const result = await this.withHelper(() => (viaService ? this.request(words) : this.exec(argv, what)));
     const lines = result.stdout
       .split('\n')
@@ -189,7 +189,7 @@ export class HostHelper {
 
   private async lookup(kind: 'look' | 'read', relative: string): Promise<string | undefined> {
     const words = [kind, encodeWord(`${this.dataDir}/${relative}`)];
-    if (words.join(' ').length > MAX_REQUEST_BYTES) return undefined;
+    if (!fitsOneRequest(words)) return undefined;
     const result = await this.withHelper(() => this.request(words));
     return result.exitCode === 0 ? result.stdout.replace(/\n$/, '') : undefined;
   }
