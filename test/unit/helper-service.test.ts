@@ -197,3 +197,77 @@ test('an attachment that fails while the helper state is still being read is an 
     server.close();
   }
 });
+
+describe('helper service connection opened without reading the helper state', () => {
+  /** The fake engine, counting inspect requests and the request lines that reached it. */
+  async function countingEngine(status: string | null, reply: (id: string, socket: Socket) => void) {
+    const seen = { inspects: 0, lines: [] as string[] };
+    const engine = await fakeAttach((id, words, socket) => {
+      seen.lines.push(words.join(' '));
+      reply(id, socket);
+    }, status);
+    const docker = new DockerClient(`unix://${engine.path}`, undefined, '1.41');
+    const inspect = docker.inspect.bind(docker);
+    docker.inspect = ((...args: Parameters<typeof inspect>) => {
+      seen.inspects++;
+      return inspect(...args);
+    }) as typeof docker.inspect;
+    return {
+      seen,
+      docker,
+      close: () => {
+        docker.close();
+        engine.close();
+      },
+    };
+  }
+
+  const refusedWith = (code: number) => (e: unknown) => {
+    assert.ok(e instanceof DockerApiError, String(e));
+    assert.equal(e.status, code);
+    return true;
+  };
+
+  test('a lookup a running helper answers costs no state request; a host operation after it none either', async () => {
+    const engine = await countingEngine('running', (id, socket) =>
+      socket.write(frame(`${id} o file\n${id} x 0\n`)),
+    );
+    const connection = await HelperConnection.open(engine.docker, 'helper', { checkState: false });
+    const look = await connection.run(['look', '/d/disks/x.img'], 5000, { repeatable: true });
+    assert.equal(look.stdout, 'file\n');
+    await connection.run(['h', 'delete-disk'], 5000);
+    assert.equal(engine.seen.inspects, 0);
+    engine.close();
+  });
+
+  test('a lookup a stopped helper never answers is refused once its state is read, not at the timeout', async () => {
+    for (const [status, code] of [
+      ['exited', 409],
+      [null, 404],
+    ] as const) {
+      const engine = await countingEngine(status, () => {});
+      const connection = await HelperConnection.open(engine.docker, 'helper', { checkState: false });
+      const started = Date.now();
+      await assert.rejects(connection.run(['look', '/d'], 60_000, { repeatable: true }), refusedWith(code));
+      assert.ok(Date.now() - started < 5000);
+      assert.equal(engine.seen.inspects, 1);
+      engine.close();
+    }
+  });
+
+  test('a host operation is not written to a helper whose state is not known to be running', async () => {
+    const engine = await countingEngine('exited', (id, socket) => socket.write(frame(`${id} x 0\n`)));
+    const connection = await HelperConnection.open(engine.docker, 'helper', { checkState: false });
+    await assert.rejects(connection.run(['h', 'delete-disk', 'disk-1'], 60_000), refusedWith(409));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(engine.seen.lines, [], 'nothing reached the helper');
+    engine.close();
+  });
+
+  test('an attachment ended before any answer is refused by the helper state when it is not running', async () => {
+    const engine = await countingEngine('exited', (_id, socket) => socket.end());
+    const connection = await HelperConnection.open(engine.docker, 'helper', { checkState: false });
+    await assert.rejects(connection.run(['look', '/d'], 60_000, { repeatable: true }), refusedWith(409));
+    engine.close();
+  });
+});

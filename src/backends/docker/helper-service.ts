@@ -132,7 +132,31 @@ const closeUpgrade = (res: { socket: ByteSocket } | object) => {
   if ('socket' in res) res.socket.destroy();
 };
 
-/** A CPI process's attachment to the helper service: many requests, concurrent or not, on one connection. */
+/** How long a repeatable request waits for its answer before the helper's state is read. */
+export const STATE_PROBE_MS = 25;
+
+/** The helper's state as the engine gives it: resolves when it runs, else a 404 or 409 DockerApiError. */
+async function helperRunning(docker: DockerClient, container: string): Promise<void> {
+  const helper = await new Containers(docker).inspect(container);
+  if (!helper?.State.Running)
+    throw new DockerApiError(
+      helper ? 409 : 404,
+      helper ? `the helper is ${helper.State.Status}` : 'no such container',
+      'Attaching to the host helper',
+    );
+}
+
+/**
+ * A CPI process's attachment to the helper service: many requests, concurrent or not, on one connection.
+ *
+ * The engine lets a client attach to a *stopped* container and then never answers, so what is
+ * written must be known to reach a running helper. A request that must not run twice (a host
+ * operation) waits for the helper's state before it is written, unless an answer came already.
+ * One that may (a lookup) is written at once, and the state is read only if no answer comes
+ * within STATE_PROBE_MS: a running helper answers in about a millisecond, and one request fewer
+ * is ~1 ms of has_disk. A line written to a stopped helper can still reach it once it is started
+ * again; only a lookup takes that chance.
+ */
 export class HelperConnection {
   private readonly pending = new Map<string, Pending>();
   private readonly prefix = randomHex(6);
@@ -140,23 +164,31 @@ export class HelperConnection {
   private buffered = '';
   private readonly demux = new StreamDemuxer();
   private closed = false;
+  /** Whether the helper is known to run: its state said so, or it answered on this connection. */
+  private running = false;
+  private stateCheck: Promise<void> | undefined;
 
   private constructor(
     private readonly socket: ByteSocket,
     private readonly endpoint: string,
+    private readonly readState: () => Promise<void>,
   ) {
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
-    socket.on('end', () => this.failAll('the connection to the helper closed'));
-    socket.on('close', () => this.failAll('the connection to the helper closed'));
+    socket.on('end', () => this.lost());
+    socket.on('close', () => this.lost());
     socket.on('error', () => {});
   }
 
   /**
-   * Attaches to the helper container. The engine lets a client attach to a *stopped* container
-   * and then never answers, so the helper's state is read alongside the attachment: a helper
-   * that is missing (404) or not running (409) is refused here, for the caller to start it.
+   * Attaches to the helper container. With `checkState` the helper's state is read alongside the
+   * attachment and a helper that is missing (404) or not running (409) is refused here, for the
+   * caller to start it; without, that happens when a request needs it (see the class).
    */
-  static async open(docker: DockerClient, container: string): Promise<HelperConnection> {
+  static async open(
+    docker: DockerClient,
+    container: string,
+    { checkState = true }: { checkState?: boolean } = {},
+  ): Promise<HelperConnection> {
     const attaching = docker.upgrade(`/containers/${container}/attach`, {
       stream: 1,
       stdin: 1,
@@ -166,31 +198,44 @@ export class HelperConnection {
     // Handled below once the state is known; until then a failed attachment (engine going away)
     // must not count as an unhandled rejection, which ends the process without a response.
     attaching.catch(() => {});
-    const helper = await new Containers(docker).inspect(container).catch((e: unknown) => {
-      attaching.then(closeUpgrade, () => {});
-      throw e;
-    });
-    if (!helper?.State.Running) {
-      attaching.then(closeUpgrade, () => {});
-      throw new DockerApiError(
-        helper ? 409 : 404,
-        helper ? `the helper is ${helper.State.Status}` : 'no such container',
-        'Attaching to the host helper',
-      );
-    }
+    const readState = () => helperRunning(docker, container);
+    if (checkState)
+      await readState().catch((e: unknown) => {
+        attaching.then(closeUpgrade, () => {});
+        throw e;
+      });
     const res = await attaching;
     if (res.status !== 101 || !('socket' in res))
       throw apiError(res.status, 'body' in res ? res.body : Buffer.alloc(0), 'Attaching to the host helper');
-    const connection = new HelperConnection(res.socket, docker.endpoint);
+    const connection = new HelperConnection(res.socket, docker.endpoint, readState);
+    connection.running = checkState;
     if (res.head.length) connection.receive(res.head);
     return connection;
   }
 
-  run(words: string[], timeoutMs: number): Promise<ServiceResult> {
-    if (this.closed)
-      return Promise.reject(
-        new TransportError(this.endpoint, 'EPIPE', 'the connection to the helper closed'),
-      );
+  /**
+   * The helper's state, read once per connection. A helper that does not run fails every pending
+   * request with the state's error (the caller starts it and asks again) and closes the connection.
+   */
+  private ensureRunning(): Promise<void> {
+    this.stateCheck ??= this.readState().then(
+      () => {
+        this.running = true;
+      },
+      (e: unknown) => {
+        const error = e instanceof Error ? e : new Error(String(e));
+        this.failAll(error);
+        this.socket.destroy();
+        throw error;
+      },
+    );
+    return this.stateCheck;
+  }
+
+  /** Sends one request; `repeatable` when running it twice does no harm (see the class). */
+  async run(words: string[], timeoutMs: number, { repeatable = false } = {}): Promise<ServiceResult> {
+    if (!repeatable && !this.running) await this.ensureRunning();
+    if (this.closed) throw new TransportError(this.endpoint, 'EPIPE', 'the connection to the helper closed');
     const id = `${this.prefix}${(this.counter++).toString(16).padStart(4, '0')}`;
     const line = `${[id, ...words].join(' ')}\n`;
     return new Promise((resolve, reject) => {
@@ -204,15 +249,23 @@ export class HelperConnection {
           ),
         );
       }, timeoutMs);
+      // A refusal fails this request through failAll; a helper that runs leaves it waiting.
+      const probe = this.running
+        ? undefined
+        : setTimeout(() => this.ensureRunning().catch(() => {}), STATE_PROBE_MS);
+      const settle = () => {
+        clearTimeout(timer);
+        clearTimeout(probe);
+      };
       this.pending.set(id, {
         out: [],
         err: [],
         resolve: (r) => {
-          clearTimeout(timer);
+          settle();
           resolve(r);
         },
         reject: (e) => {
-          clearTimeout(timer);
+          settle();
           reject(e);
         },
       });
@@ -242,6 +295,7 @@ export class HelperConnection {
   }
 
   private answer(line: string): void {
+    this.running = true; // only a running service writes lines
     const first = line.indexOf(' ');
     const request = this.pending.get(line.slice(0, first));
     if (!request) return; // another CPI process's answer
@@ -259,11 +313,29 @@ export class HelperConnection {
     }
   }
 
-  private failAll(reason: string): void {
+  /**
+   * The engine ended the attachment. Before any answer that may be the engine's way of refusing
+   * a helper that does not run: its state then says so, for the caller to start it.
+   */
+  private lost(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const reason = 'the connection to the helper closed';
+    if (this.running || this.pending.size === 0) this.failAll(reason);
+    else
+      this.ensureRunning().then(
+        () => this.failAll(reason),
+        () => {},
+      );
+  }
+
+  private failAll(reason: string | Error): void {
     this.closed = true;
     for (const [id, request] of this.pending) {
       this.pending.delete(id);
-      request.reject(new TransportError(this.endpoint, 'EPIPE', reason));
+      request.reject(
+        typeof reason === 'string' ? new TransportError(this.endpoint, 'EPIPE', reason) : reason,
+      );
     }
   }
 }

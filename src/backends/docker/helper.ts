@@ -190,7 +190,7 @@ export class HostHelper {
   private async lookup(kind: 'look' | 'read', relative: string): Promise<string | undefined> {
     const words = [kind, encodeWord(`${this.dataDir}/${relative}`)];
     if (!fitsOneRequest(words)) return undefined;
-    const result = await this.withHelper(() => this.request(words));
+    const result = await this.withHelper(() => this.request(words, { repeatable: true }));
     return result.exitCode === 0 ? result.stdout.replace(/\n$/, '') : undefined;
   }
 
@@ -224,9 +224,12 @@ export class HostHelper {
     this.connection.catch(() => {});
   }
 
-  /** One request to the helper service over this process's attachment (opened on first use). */
-  private async request(words: string[]): Promise<ServiceResult> {
-    this.connection ??= HelperConnection.open(this.docker, HELPER_CONTAINER);
+  /**
+   * One request to the helper service over this process's attachment (opened on first use, for
+   * a repeatable one without reading the helper's state first: see HelperConnection).
+   */
+  private async request(words: string[], { repeatable = false } = {}): Promise<ServiceResult> {
+    this.connection ??= HelperConnection.open(this.docker, HELPER_CONTAINER, { checkState: !repeatable });
     let connection: HelperConnection;
     try {
       connection = await this.connection;
@@ -235,10 +238,10 @@ export class HostHelper {
       throw e;
     }
     try {
-      let result = await connection.run(words, OPERATION_TIMEOUT_MS);
+      let result = await connection.run(words, OPERATION_TIMEOUT_MS, { repeatable });
       if (result.exitCode === UNKNOWN_SCRIPT && !this.scriptInstalled) {
         await this.installScript();
-        result = await connection.run(words, OPERATION_TIMEOUT_MS);
+        result = await connection.run(words, OPERATION_TIMEOUT_MS, { repeatable });
       }
       return result;
     } catch (e) {
