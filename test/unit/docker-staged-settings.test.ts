@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { AgentSettings } from '../../src/agent/settings.ts';
 import { encodeHostArgs } from '../../src/backends/docker/host-operations.ts';
-import { HOST_SCRIPT } from '../../src/backends/docker/host-script.ts';
+import { hostScript } from '../../src/backends/docker/host-script.ts';
 import {
   metadataJson,
   SETTINGS_FILE,
@@ -127,7 +127,7 @@ describe('docker staged settings: create_vm stages, the start command installs o
     mkdirSync(staged, { recursive: true });
     const vm = spawn('sleep', ['0.6'], { stdio: 'ignore' });
     const started = Date.now();
-    const op = spawn('sh', ['-c', HOST_SCRIPT, 'sh', 'delete-vm-storage', dataDir, VM, String(vm.pid)], {
+    const op = spawn('sh', ['-c', hostScript(), 'sh', 'delete-vm-storage', dataDir, VM, String(vm.pid)], {
       stdio: 'ignore',
     });
     await new Promise((r) => setTimeout(r, 300));

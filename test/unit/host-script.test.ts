@@ -10,7 +10,7 @@ import {
   HOST_OPERATIONS,
   hostOutcome,
 } from '../../src/backends/docker/host-operations.ts';
-import { HOST_SCRIPT } from '../../src/backends/docker/host-script.ts';
+import { hostScript } from '../../src/backends/docker/host-script.ts';
 import { runHostScript } from '../support/host-script.ts';
 import { diskCid, snapshotCid, vmCid } from '../support/ids.ts';
 
@@ -25,8 +25,8 @@ const SNAP = snapshotCid('snap-0b7e5a1c-7b7a-4d8e-9a1b-1234567890ab');
 
 describe('host operations table and script', () => {
   test('the script parses and has a branch for every operation in the table', () => {
-    assert.equal(spawnSync('sh', ['-n', '-c', HOST_SCRIPT]).status, 0);
-    for (const op of Object.keys(HOST_OPERATIONS)) assert.match(HOST_SCRIPT, new RegExp(`^${op}\\)$`, 'm'));
+    assert.equal(spawnSync('sh', ['-n', '-c', hostScript()]).status, 0);
+    for (const op of Object.keys(HOST_OPERATIONS)) assert.match(hostScript(), new RegExp(`^${op}\\)$`, 'm'));
   });
 
   test('an operation called with too few arguments fails naming them, before doing anything', () => {

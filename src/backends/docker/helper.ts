@@ -21,7 +21,7 @@ import {
   type HostOutcome,
   hostOutcome,
 } from './host-operations.ts';
-import { DATA_DIRS, HOST_SCRIPT } from './host-script.ts';
+import { DATA_DIRS, hostScript } from './host-script.ts';
 import { LABELS } from './labels.ts';
 
 /**
@@ -129,6 +129,13 @@ export interface HostResult<Op extends HostOperationName = HostOperationName> {
   stderr: string;
 }
 
+let scriptHashMemo: string | undefined;
+/** The host script's hash, which names it to the helper service. */
+const hostScriptHash = (): string => {
+  scriptHashMemo ??= scriptHash(hostScript());
+  return scriptHashMemo;
+};
+
 /**
  * Runs host-side operations through a CPI-managed container on the Docker host, created on
  * demand through the API and reused by every later call (and by concurrent CPI processes).
@@ -150,7 +157,7 @@ export class HostHelper {
   async run<Op extends HostOperationName>(operation: Op, args: HostArgs<Op>): Promise<HostResult<Op>> {
     const argv = [operation, this.dataDir, ...encodeHostArgs(operation, args)];
     const what = `Running '${operation}' on the Docker host`;
-    const words = [scriptHash(HOST_SCRIPT), ...argv.map(encodeWord)];
+    const words = [hostScriptHash(), ...argv.map(encodeWord)];
     const viaService = fitsOneRequest(words);
     const result = await this.withHelper(() => (viaService ? this.request(words) : this.exec(argv, what)));
     const lines = result.stdout
@@ -260,11 +267,11 @@ export class HostHelper {
    * with ENOSPC (fs.mount-max), container starts included.
    */
   private async installScript(): Promise<void> {
-    const hash = scriptHash(HOST_SCRIPT);
+    const hash = hostScriptHash();
     const res = await execInContainer(
       this.docker,
       HELPER_CONTAINER,
-      ['/bin/sh', '-c', INSTALL_SCRIPT, 'bosh-cpi-install', hash, HOST_SCRIPT],
+      ['/bin/sh', '-c', INSTALL_SCRIPT, 'bosh-cpi-install', hash, hostScript()],
       'Installing the host script in the helper',
     );
     if (res.exitCode !== 0)
@@ -276,7 +283,7 @@ export class HostHelper {
 
   /** The same operation through an exec in the helper: for requests too long for one service line. */
   private exec(argv: string[], what: string): Promise<ServiceResult> {
-    const cmd = ['/bin/sh', '-c', ENTER_HOST, 'bosh-cpi-host', HOST_SCRIPT, ...argv];
+    const cmd = ['/bin/sh', '-c', ENTER_HOST, 'bosh-cpi-host', hostScript(), ...argv];
     return execInContainer(this.docker, HELPER_CONTAINER, cmd, what, OPERATION_TIMEOUT_MS);
   }
 
@@ -313,7 +320,7 @@ export class HostHelper {
       try {
         await containers.create(HELPER_CONTAINER, {
           Image: this.image,
-          Entrypoint: ['/bin/sh', '-c', HELPER_MAIN, 'bosh-cpi-helper', ENTER_HOST, HOST_SCRIPT],
+          Entrypoint: ['/bin/sh', '-c', HELPER_MAIN, 'bosh-cpi-helper', ENTER_HOST, hostScript()],
           Env: socket ? [`BOSH_CPI_ENGINE_SOCKET=${socket}`] : [],
           // Stdin stays open across attachments: every CPI process writes its requests there.
           OpenStdin: true,

@@ -237,18 +237,21 @@ grow_fs() { # <image> <size MiB>
 }
 `;
 
-/** The metadata file's text before and after the VM's CID (settings-file.ts), for printf. */
-const METADATA_AROUND_VM = metadataJson('@VM@').split('@VM@') as [string, string];
-
-/** What each operation does, with its arguments already in the shell variables the table names. */
-const BODIES: Record<HostOperationName, string> = {
-  setup: `
+/**
+ * What each operation does, with its arguments already in the shell variables the table names.
+ * Built on first use, like the script: a call that runs no host operation does not pay for it.
+ */
+function operationBodies(): Record<HostOperationName, string> {
+  // The metadata file's text before and after the VM's CID (settings-file.ts), for printf.
+  const aroundVm = metadataJson('@VM@').split('@VM@') as [string, string];
+  return {
+    setup: `
   setup
 `,
-  restore: `
+    restore: `
   setup
 `,
-  'create-disk': `
+    'create-disk': `
   setup
   [ -e "$D/disks/$cid" ] && die "$E_IN_USE_ELSEWHERE" "disk $cid already exists"
   tmp=$(fresh_name "$D/disks" creating "$cid")
@@ -266,10 +269,10 @@ const BODIES: Record<HostOperationName, string> = {
   trap - EXIT
   echo "created $cid"
 `,
-  'has-disk': `
+    'has-disk': `
   [ -f "$D/disks/$cid/disk.img" ] || exit "$E_NOT_FOUND"
 `,
-  'delete-disk': `
+    'delete-disk': `
   setup
   [ -d "$D/disks/$cid" ] || exit "$E_NOT_FOUND"
   lock_disk "$cid"
@@ -280,12 +283,12 @@ const BODIES: Record<HostOperationName, string> = {
   mv "$D/disks/$cid" "$gone"
   rm -rf "$gone" "$D/locks/$cid.lock" "$D/locks/$cid.frozen"
 `,
-  'read-disk-metadata': `
+    'read-disk-metadata': `
   [ -d "$D/disks/$cid" ] || exit "$E_NOT_FOUND"
   # base64: a record of several lines (edited by hand) arrives whole.
   printf 'metadata %s\\n' "$(base64 -w0 "$D/disks/$cid/metadata.json" 2>/dev/null || true)"
 `,
-  'set-disk-metadata': `
+    'set-disk-metadata': `
   # Replaces the record only if it is still what the caller read (expected), under the disk's lock.
   dir="$D/disks/$cid"
   [ -d "$dir" ] || exit "$E_NOT_FOUND"
@@ -301,7 +304,7 @@ const BODIES: Record<HostOperationName, string> = {
   mv "$tmp" "$dir/metadata.json"
   trap - EXIT
 `,
-  'attach-disk': `
+    'attach-disk': `
   setup
   img="$D/disks/$cid/disk.img"
   [ -f "$img" ] || exit "$E_NOT_FOUND"
@@ -321,7 +324,7 @@ const BODIES: Record<HostOperationName, string> = {
   fi
   list_mounts "$vm"
 `,
-  'detach-disk': `
+    'detach-disk': `
   # pid: the container's (0 when it is not running); wait_s: how long to wait while the VM still uses the disk.
   mp="$D/mounts/$vm/$cid"; hint="/warden-cpi-dev/$cid"
   [ -f "$D/disks/$cid/disk.img" ] || exit "$E_NOT_FOUND"
@@ -383,17 +386,17 @@ const BODIES: Record<HostOperationName, string> = {
   remove_dir "$mp" || true
   list_mounts "$vm"
 `,
-  'release-disk': `
+    'release-disk': `
   # A mount left behind by a VM that no longer exists.
   mp="$D/mounts/$vm/$cid"
   lock_disk "$cid"
   if mountpoint -q "$mp" 2>/dev/null; then umount "$mp"; fi
   remove_dir "$mp" || true
 `,
-  'list-disks': `
+    'list-disks': `
   list_mounts "$vm"
 `,
-  'create-ephemeral': `
+    'create-ephemeral': `
   setup
   img="$D/ephemeral/$vm.img"; mp="$D/ephemeral/$vm"
   mkdir -p "$mp"
@@ -403,7 +406,7 @@ const BODIES: Record<HostOperationName, string> = {
     mount -o loop,noatime "$img" "$mp"
   fi
 `,
-  'delete-vm-storage': `
+    'delete-vm-storage': `
   # After the container is gone, or while the engine kills it (pid: its init): then nothing is
   # released until the container's mount namespace is gone. Goes through every piece (each disk
   # under its lock), then reports.
@@ -440,7 +443,7 @@ const BODIES: Record<HostOperationName, string> = {
   rm -rf "$D/settings/$vm"
   [ -z "$busy" ] || die "$E_BUSY" "cannot unmount the$busy of $vm (busy); everything else was released"
 `,
-  'stage-settings': `
+    'stage-settings': `
   # A new VM's agent settings, in base64 parts sent at once; the part that finds them all there
   # installs the files for the VM's start command to copy in (settings-file.ts), once.
   umask 077
@@ -458,14 +461,14 @@ const BODIES: Record<HostOperationName, string> = {
   while [ "$i" -le "$parts" ]; do cat "$dir/.part-$i"; i=$((i + 1)); done | base64 -d > "$dir/.settings" ||
     die 1 "the staged settings of $vm are not valid base64"
   printf '%s' '${userDataJson()}' > "$dir/.user-data"
-  printf '%s%s%s' '${METADATA_AROUND_VM[0]}' "$vm" '${METADATA_AROUND_VM[1]}' > "$dir/.metadata"
+  printf '%s%s%s' '${aroundVm[0]}' "$vm" '${aroundVm[1]}' > "$dir/.metadata"
   mv "$dir/.settings" "$dir/${SETTINGS_FILES[0]}"
   mv "$dir/.user-data" "$dir/${SETTINGS_FILES[1]}"
   mv "$dir/.metadata" "$dir/${SETTINGS_FILES[2]}"
   rm -f "$dir"/.part-*
   echo installed
 `,
-  'snapshot-disk': `
+    'snapshot-disk': `
   setup
   img="$D/disks/$cid/disk.img"
   [ -f "$img" ] || exit "$E_NOT_FOUND"
@@ -488,13 +491,13 @@ const BODIES: Record<HostOperationName, string> = {
   trap - EXIT
   echo "created $snap"
 `,
-  'delete-snapshot': `
+    'delete-snapshot': `
   [ -d "$D/snapshots/$snap" ] || exit "$E_NOT_FOUND"
   gone=$(fresh_name "$D/snapshots" deleting "$snap")
   mv "$D/snapshots/$snap" "$gone"
   rm -rf "$gone"
 `,
-  'resize-disk': `
+    'resize-disk': `
   setup
   img="$D/disks/$cid/disk.img"
   [ -f "$img" ] || exit "$E_NOT_FOUND"
@@ -515,11 +518,11 @@ const BODIES: Record<HostOperationName, string> = {
   trap - EXIT
   echo "size $(stat -c %s "$img")"
 `,
-  'isolate-vm-root': `
+    'isolate-vm-root': `
   # After the container (re)started: see isolate_vm_root.
   isolate_vm_root "$pid"
 `,
-  'vm-started': `
+    'vm-started': `
   # create_vm, once the container runs: isolate_vm_root, then wait for its start command to have
   # copied the staged settings in (start-command.ts), so they are in place when create_vm returns.
   # The staged files are not needed again (the marker stays in the VM): removed, the directory kept.
@@ -534,7 +537,7 @@ const BODIES: Record<HostOperationName, string> = {
   done
   rm -f "$D/settings/$vm"/*
 `,
-  'net-cls-hierarchy': `
+    'net-cls-hierarchy': `
   # Only the initial cgroup namespace may bind a controller to a new hierarchy, so VMs (private
   # cgroup namespaces) can mount net_cls only once this has run. The mount is made in a mount
   # namespace of its own and dropped; the child cgroup bosh-cpi keeps the hierarchy alive.
@@ -549,13 +552,15 @@ const BODIES: Record<HostOperationName, string> = {
     mkdir -p "$d/bosh-cpi"; r=$?; umount "$d"; rmdir "$d"; exit $r' net-cls "$o" ||
     die 1 "cannot bind $o to a cgroup hierarchy"
 `,
-  'set-default-route': `
+    'set-default-route': `
   # The engine picks the default route by network name; this sets the one the manifest asks for.
   nsenter -t "$pid" -n ip route replace default via "$gateway" || die 1 "cannot set the default route via $gateway"
 `,
-};
+  };
+}
 
 function dispatcher(): string {
+  const bodies = operationBodies();
   const branches = Object.entries(HOST_OPERATIONS).map(([op, { args }]) => {
     const required = args.filter((a) => !a.optional).length;
     const usage = args.map((a) => (a.optional ? `[${a.name}]` : a.name)).join(' ');
@@ -564,7 +569,7 @@ function dispatcher(): string {
       `${op})`,
       ...(required ? [`  [ $# -ge ${required} ] || die 2 "${op} takes: ${usage}"`] : []),
       ...(bind.length ? [`  ${bind.join('; ')}`] : []),
-      BODIES[op as HostOperationName].replace(/^\n|\n$/g, ''),
+      bodies[op as HostOperationName].replace(/^\n|\n$/g, ''),
       '  ;;',
     ].join('\n');
   });
@@ -575,7 +580,15 @@ const exitCodes = Object.entries(HOST_EXIT_CODES)
   .map(([name, code]) => `${SHELL_NAMES[name as HostOutcomeName]}=${code}`)
   .join('; ');
 
-export const HOST_SCRIPT = `
+let script: string | undefined;
+
+/** The host script (see the top of this file), built on first use. */
+export const hostScript = (): string => {
+  script ??= scriptText();
+  return script;
+};
+
+const scriptText = () => `
 set -eu
 op=$1; D=$2; shift 2
 ${exitCodes}
