@@ -593,6 +593,6 @@ set -eu
 op=$1; D=$2; shift 2
 ${exitCodes}
 ${PREAMBLE}
-# Lookups that read only disks/ (which a host restart does not unmount) skip the check.
-case $op in setup | has-disk | read-disk-metadata) ;; *) ready ;; esac
+# Operations on disks/ alone (which a host restart does not unmount) skip the check.
+case $op in setup | has-disk | read-disk-metadata | set-disk-metadata) ;; *) ready ;; esac
 ${dispatcher()}`;
