@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { HELPER_CONTAINER } from '../../src/backends/docker/helper.ts';
 import { containerOf, docker, dockerTry, inVm } from '../support/docker.ts';
 import { type DockerFixture, dockerFixture } from '../support/fixture.ts';
 
@@ -366,6 +367,32 @@ describe('Docker backend: persistent disks', () => {
     for (const d of disks) await fx.cpi.call('detach_disk', [vm, d]);
     for (const d of disks) await fx.cpi.call('delete_disk', [d]);
     await fx.cpi.call('delete_vm', [vm]);
+  });
+
+  test('a stopped helper is started again by the next disk call, a lookup or a host operation, without waiting out a timeout', async () => {
+    const disk = await fx.cpi.call<string>('create_disk', [32, {}, vm1]);
+    const running = () => docker('inspect', HELPER_CONTAINER, '--format', '{{.State.Running}}');
+    try {
+      // has_disk is a lookup, written before the helper's state is read; set_disk_metadata reads
+      // the record the same way, then runs a host operation.
+      for (const call of [
+        () => fx.cpi.call('has_disk', [disk]),
+        () => fx.cpi.call('set_disk_metadata', [disk, { deployment: 'after-stop' }]),
+      ]) {
+        docker('stop', '-t', '1', HELPER_CONTAINER);
+        assert.equal(running(), 'false');
+        const started = Date.now();
+        const result = await call();
+        assert.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`);
+        if (result !== null) assert.equal(result, true);
+        assert.equal(running(), 'true');
+      }
+      const meta = JSON.parse(readFileSync(`${fx.dataDir}/disks/${disk}/metadata.json`, 'utf8'));
+      assert.equal(meta.bosh.deployment, 'after-stop');
+    } finally {
+      if (running() !== 'true') docker('start', HELPER_CONTAINER);
+      await fx.cpi.call('delete_disk', [disk]);
+    }
   });
 
   test('a full lifecycle leaves no containers, volumes, networks, mounts or loop devices behind', async () => {
