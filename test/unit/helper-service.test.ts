@@ -109,6 +109,12 @@ async function fakeAttach(
   };
 }
 
+/** Helper states the engine reports for a helper that does not run, and the refusal each gives. */
+const NOT_RUNNING = [
+  ['exited', 409],
+  [null, 404],
+] as const;
+
 const frame = (text: string) => {
   const header = Buffer.alloc(8);
   header[0] = 1;
@@ -146,10 +152,7 @@ describe('helper service connection', () => {
   });
 
   test('a stopped or missing helper is refused at once (the engine would attach and never answer)', async () => {
-    for (const [status, code] of [
-      ['exited', 409],
-      [null, 404],
-    ] as const) {
+    for (const [status, code] of NOT_RUNNING) {
       const engine = await fakeAttach(() => {}, status);
       const docker = new DockerClient(`unix://${engine.path}`, undefined, '1.41');
       const started = Date.now();
@@ -241,10 +244,7 @@ describe('helper service connection opened without reading the helper state', ()
   });
 
   test('a lookup a stopped helper never answers is refused once its state is read, not at the timeout', async () => {
-    for (const [status, code] of [
-      ['exited', 409],
-      [null, 404],
-    ] as const) {
+    for (const [status, code] of NOT_RUNNING) {
       const engine = await countingEngine(status, () => {});
       const connection = await HelperConnection.open(engine.docker, 'helper', { checkState: false });
       const started = Date.now();
