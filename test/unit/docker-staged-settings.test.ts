@@ -28,7 +28,7 @@ import { installStagedSettingsScript, startCommand } from '../../src/backends/do
 import { runHostScript } from '../support/host-script.ts';
 import { vmCid } from '../support/ids.ts';
 
-/** The host script run directly in a scratch data_dir (no helper, no nsenter), as in host-script.test.ts. */
+/** The host script run directly in a scratch data_dir (no helper, no nsenter), through test/support/host-script.ts. */
 const work = mkdtempSync(join(tmpdir(), 'staged-settings-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 const dataDir = join(work, 'data');

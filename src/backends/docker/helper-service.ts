@@ -136,7 +136,7 @@ const closeUpgrade = (res: { socket: ByteSocket } | object) => {
 export const STATE_PROBE_MS = 25;
 
 /** The helper's state as the engine gives it: resolves when it runs, else a 404 or 409 DockerApiError. */
-async function helperRunning(docker: DockerClient, container: string): Promise<void> {
+async function requireRunningHelper(docker: DockerClient, container: string): Promise<void> {
   const helper = await new Containers(docker).inspect(container);
   if (!helper?.State.Running)
     throw new DockerApiError(
@@ -198,7 +198,7 @@ export class HelperConnection {
     // Handled below once the state is known; until then a failed attachment (engine going away)
     // must not count as an unhandled rejection, which ends the process without a response.
     attaching.catch(() => {});
-    const readState = () => helperRunning(docker, container);
+    const readState = () => requireRunningHelper(docker, container);
     if (checkState)
       await readState().catch((e: unknown) => {
         attaching.then(closeUpgrade, () => {});
